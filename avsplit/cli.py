@@ -1,0 +1,108 @@
+"""The ``avsplit`` command line: thin Typer commands over :mod:`avsplit.api`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from avsplit import __version__
+from avsplit.console import configure, console, error_line
+from avsplit.errors import AvsplitError
+
+app = typer.Typer(
+    name="avsplit",
+    help="Separate the sound of a video into one track per visible source, and show where each sound comes from.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"avsplit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """avsplit: audio-visual source separation learned from unlabeled video."""
+
+
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors.")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="More detail.")
+JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes.")
+
+
+def _run(fn, *args, **kwargs):
+    """Call an api function; turn an AvsplitError into one error line and exit code 1."""
+    try:
+        return fn(*args, **kwargs)
+    except AvsplitError as exc:
+        error_line(str(exc))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the dataset into (created if needed)."),
+    solos: int = typer.Option(16, "--solos", min=0, help="Number of solo videos."),
+    duets: int = typer.Option(4, "--duets", min=0, help="Number of duet videos (two instruments side by side)."),
+    same_kind: float = typer.Option(0.5, "--same-kind", min=0.0, max=1.0, help="Share of duets with two instruments of the same kind."),
+    seconds: float = typer.Option(8.0, "--seconds", min=0.5, help="Length of each video."),
+    size: str = typer.Option("320x240", "--size", help="Frame size WIDTHxHEIGHT."),
+    fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frame rate."),
+    sample_rate: int = typer.Option(22050, "--sr", help="Audio sample rate of the videos."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same dataset."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI SoundFont (.sf2); default: a system one, else the built-in synthesizer."),
+    distractors: int = typer.Option(0, "--distractors", min=0, help="Silent moving objects per video."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated instrument categories (default: all)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate videos that already exist."),
+    jobs: int = JobsOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Generate the synthetic audio-visual dataset: solos per category, duets, and ground truth."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    w, h = _size(size)
+    cats = [c.strip() for c in categories.split(",")] if categories else None
+    summary = _run(
+        api.synth, out, solos=solos, duets=duets, same_kind=same_kind, seconds=seconds, size=(w, h), fps=fps,
+        sample_rate=sample_rate, seed=seed, soundfont=soundfont, distractors=distractors, categories=cats,
+        overwrite=overwrite, jobs=jobs,
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def models(
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """List shipped and registered weights with their configuration and measured scores."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    _run(api.print_models)
+
+
+if __name__ == "__main__":
+    app()

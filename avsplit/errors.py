@@ -1,0 +1,56 @@
+"""Typed errors. ``str(error)`` is always one line a user can act on: what file, what is wrong, what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AvsplitError(Exception):
+    """Base class of every error avsplit reports to a user instead of a traceback."""
+
+    def __init__(self, message: str, path: str | Path | None = None, fix: str | None = None):
+        self.path = Path(path) if path is not None else None
+        self.reason = message
+        self.fix = fix
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        parts = []
+        if self.path is not None:
+            parts.append(f"{self.path}: ")
+        parts.append(self.reason.rstrip("."))
+        if self.fix:
+            parts.append(f". {self.fix.rstrip('.')}")
+        return "".join(parts) + "."
+
+
+class MediaError(AvsplitError):
+    """A media file cannot be used."""
+
+
+class UnreadableMediaError(MediaError):
+    """Not a media file FFmpeg can read, or corrupt/truncated beyond use."""
+
+
+class EmptyMediaError(MediaError):
+    """Zero bytes, or streams with zero duration / no decodable content."""
+
+
+class NoVideoStreamError(MediaError):
+    """The file has no video stream (e.g. an audio-only file)."""
+
+
+class NoAudioStreamError(MediaError):
+    """The file has no audio stream."""
+
+
+class OutputError(AvsplitError):
+    """An output cannot be written (permissions, missing disk space, a file where a folder is expected)."""
+
+
+class CheckpointError(AvsplitError):
+    """A checkpoint is missing, corrupt, or does not match the requested configuration."""
+
+
+class ConfigError(AvsplitError):
+    """Invalid options or settings."""

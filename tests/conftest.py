@@ -1,0 +1,48 @@
+"""Shared test fixtures: tiny media files made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsplit import media
+
+
+def write_test_video(
+    path: Path,
+    seconds: float = 2.0,
+    fps: float = 24.0,
+    size: tuple[int, int] = (160, 120),
+    sample_rate: int | None = 22050,
+    channels: int = 1,
+    freq: float = 440.0,
+) -> Path:
+    """A video whose frame k has red level ``(3 * k) % 256`` and a moving white square, with a
+    sine tone of ``freq`` Hz (no audio when ``sample_rate`` is None)."""
+    w, h = size
+    n = int(round(seconds * fps))
+    audio = None
+    if sample_rate:
+        t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+        tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+        audio = np.stack([tone] * channels) if channels > 1 else tone
+    with media.VideoWriter(path, fps=fps, width=w, height=h, audio=audio, audio_rate=sample_rate) as writer:
+        for k in range(n):
+            frame = np.zeros((h, w, 3), np.uint8)
+            frame[..., 0] = (3 * k) % 256
+            x = (2 * k) % max(1, w - 10)
+            frame[h // 2 - 5 : h // 2 + 5, x : x + 10] = 255
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path):
+    """Factory fixture: ``make_video(name, **kwargs)`` writes a test video under tmp_path."""
+
+    def _make(name: str = "clip.mp4", **kwargs) -> Path:
+        return write_test_video(tmp_path / name, **kwargs)
+
+    return _make
