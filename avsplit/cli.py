@@ -36,6 +36,7 @@ def main(
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors.")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="More detail.")
 JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes.")
+DeviceOpt = typer.Option(None, "--device", "-d", help="cpu, cuda or cuda:N (default: cuda if available, else cpu).")
 
 
 def _run(fn, *args, **kwargs):
@@ -90,6 +91,46 @@ def synth(
     )
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="Folder of videos (optionally DIR/<category>/<id>.mp4) or a Sound-of-Pixels CSV."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (config, log, checkpoints). Never deleted."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation videos (default: hold out 10% of --data)."),
+    preset_name: str = typer.Option("small", "--preset", help="Model preset: small, sop or tiny."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the preset's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Mixtures per step and process."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd or adam (default: the preset's)."),
+    lr_frame: Optional[float] = typer.Option(None, "--lr-frame", help="Learning rate of the frame network."),
+    lr_sound: Optional[float] = typer.Option(None, "--lr-sound", help="Learning rate of the sound network and synthesizer."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="binary or ratio."),
+    num_mix: Optional[int] = typer.Option(None, "--num-mix", min=2, help="Sources mixed per example."),
+    backbone_weights: Optional[str] = typer.Option(None, "--backbone-weights", help="none, imagenet or PATH to a ResNet-18 state dict."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate every N steps."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU), bf16 or off."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Preprocessing cache folder (default ~/.cache/avsplit)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    device: Optional[str] = DeviceOpt,
+    jobs: int = JobsOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Self-supervised mix-and-separate training on a folder of videos. Resumable; runs under torchrun."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    model_overrides = {k: v for k, v in dict(mask=mask, num_mix=num_mix).items() if v is not None}
+    train_overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, optimizer=optimizer, lr_frame=lr_frame,
+                                              lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp).items() if v is not None}
+    summary = _run(
+        api.train, data, out, val=val, preset=preset_name, model_overrides=model_overrides,
+        train_overrides=train_overrides, backbone_weights=backbone_weights, cache_dir=cache, device=device,
+        jobs=jobs, resume=resume,
+    )
+    console.print(f"trained {summary.steps} steps in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
+                  f"best validation SDR {summary.best_val_sdr:.2f} dB; checkpoints in {summary.run}")
 
 
 @app.command()

@@ -20,7 +20,8 @@ class AvsplitError(Exception):
             parts.append(f"{self.path}: ")
         parts.append(self.reason.rstrip("."))
         if self.fix:
-            parts.append(f". {self.fix.rstrip('.')}")
+            fix = self.fix.rstrip(".")
+            parts.append(f". {fix[:1].upper()}{fix[1:]}")
         return "".join(parts) + "."
 
 

@@ -1,0 +1,28 @@
+"""Training data: finding videos (:mod:`.scan`) and decoding them once into a cache (:mod:`.cache`)."""
+
+from avsplit.data.cache import (
+    CACHE_FORMAT,
+    CacheExtra,
+    CacheMissError,
+    CacheReport,
+    CachedVideo,
+    EntryWriter,
+    PreprocessCache,
+)
+from avsplit.data.scan import SOP_FPS, DatasetError, VideoItem, load_dataset, read_sop_csv, scan_videos
+
+__all__ = [
+    "CACHE_FORMAT",
+    "CacheExtra",
+    "CacheMissError",
+    "CacheReport",
+    "CachedVideo",
+    "DatasetError",
+    "EntryWriter",
+    "PreprocessCache",
+    "SOP_FPS",
+    "VideoItem",
+    "load_dataset",
+    "read_sop_csv",
+    "scan_videos",
+]

@@ -1,0 +1,154 @@
+"""The mix-and-separate sampler: training examples made by mixing clips of different videos.
+
+Each example takes ``num_mix`` sources from different videos, a random window of each (avoiding
+near-silent windows when possible), a random gain per source, and frames from inside each
+source's window, randomly cropped, flipped and colour-jittered. Examples are a pure function of
+``(seed, index)``, so a run is reproducible and resumes exactly, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from avsplit.data.cache import CachedVideo
+from avsplit.models.config import ModelConfig
+
+#: Windows quieter than this RMS are re-drawn (a few times) when sampling.
+MIN_WINDOW_RMS = 1e-3
+
+
+@dataclass
+class MixExample:
+    """One training/validation example.
+
+    ``audio``: float32 ``(sources, samples)`` with gains applied (the mixture is their sum);
+    ``frames``: uint8 ``(sources, frames, height, width, 3)``; ``videos``: indices into the
+    sampler's video list; ``starts``: window start sample per source.
+    """
+
+    audio: np.ndarray
+    frames: np.ndarray
+    videos: list[int]
+    starts: list[int]
+
+
+@dataclass(frozen=True)
+class Augment:
+    crop: bool = True
+    flip: bool = True
+    colour: float = 0.2
+    """Maximum relative change of brightness, contrast and saturation."""
+    gain_db: float = 6.0
+    """Per-source gains are drawn uniformly in [-gain_db, +gain_db] dB."""
+
+
+NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
+
+
+class MixSampler:
+    """Deterministic mix-and-separate examples from cached videos.
+
+    ``pair_filter(a, b)``, when given, restricts which videos may be mixed together (the curriculum
+    uses it); it is tried a limited number of times before falling back to any distinct videos.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[CachedVideo],
+        config: ModelConfig,
+        num_mix: int | None = None,
+        seed: int = 0,
+        augment: Augment = Augment(),
+        pair_filter: Callable[[int, int], bool] | None = None,
+    ):
+        self.num_mix = num_mix or config.num_mix
+        if len(videos) < self.num_mix:
+            raise ValueError(f"mixing {self.num_mix} sources needs at least {self.num_mix} videos, got {len(videos)}")
+        self.videos = list(videos)
+        self.config = config
+        self.seed = seed
+        self.augment = augment
+        self.pair_filter = pair_filter
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, index])
+
+    def example(self, index: int) -> MixExample:
+        rng = self.rng(index)
+        chosen = self._choose_videos(rng)
+        audio, frames, starts = [], [], []
+        for v in chosen:
+            wave, clip_frames, start = self._clip(self.videos[v], rng)
+            audio.append(wave)
+            frames.append(clip_frames)
+            starts.append(start)
+        return MixExample(np.stack(audio), np.stack(frames), chosen, starts)
+
+    def batch(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked examples: audio ``(batch, sources, samples)``, frames ``(batch, sources, frames, H, W, 3)``."""
+        examples = [self.example(i) for i in indices]
+        return np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples])
+
+    # ------------------------------------------------------------------ internals
+    def _choose_videos(self, rng: np.random.Generator) -> list[int]:
+        n = len(self.videos)
+        for attempt in range(50):
+            chosen = [int(i) for i in rng.choice(n, size=self.num_mix, replace=False)]
+            if self.pair_filter is None or attempt == 49:
+                return chosen
+            if all(self.pair_filter(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1 :]):
+                return chosen
+        return chosen
+
+    def _clip(self, video: CachedVideo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        cfg = self.config
+        length = cfg.audio.clip_samples
+        total = video.num_samples
+        span = max(0, total - length)
+        wave = None
+        start = 0
+        for _ in range(5):
+            start = int(rng.integers(0, span + 1)) if span else 0
+            wave = video.audio_window(start, length)
+            if float(np.sqrt(np.mean(wave**2))) >= MIN_WINDOW_RMS:
+                break
+        gain_db = rng.uniform(-self.augment.gain_db, self.augment.gain_db) if self.augment.gain_db else 0.0
+        wave = wave * np.float32(10.0 ** (gain_db / 20.0))
+        rate = cfg.audio.sample_rate
+        idx = video.frames_in(start / rate, (start + length) / rate, cfg.video.num_frames)
+        frames = np.asarray(video.frames[idx])  # (F, H, W, 3), a copy out of the memmap
+        frames = self._augment_frames(frames, rng)
+        return wave.astype(np.float32), frames, start
+
+    def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Crop to ``crop_size`` squares (random or centred), flip, jitter colour; same for all frames."""
+        size = self.config.video.crop_size
+        _, h, w, _ = frames.shape
+        if h < size or w < size:
+            pad_h, pad_w = max(0, size - h), max(0, size - w)
+            frames = np.pad(frames, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)), mode="edge")
+            _, h, w, _ = frames.shape
+        if self.augment.crop:
+            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        else:
+            y, x = (h - size) // 2, (w - size) // 2
+        frames = frames[:, y : y + size, x : x + size]
+        if self.augment.flip and rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+        if self.augment.colour > 0:
+            c = self.augment.colour
+            brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)
+            f = frames.astype(np.float32)
+            grey = f.mean(axis=-1, keepdims=True)
+            f = grey + (f - grey) * saturation
+            mean = f.mean()
+            f = (f - mean) * contrast + mean
+            f = f * brightness
+            frames = np.clip(f, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(frames)

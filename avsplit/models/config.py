@@ -1,0 +1,105 @@
+"""Model configuration and presets.
+
+A :class:`ModelConfig` is everything needed to rebuild a model; it is stored as JSON inside every
+checkpoint. Presets: ``sop`` (the Sound of Pixels paper's settings), ``small`` (a reduced model
+that trains to a useful level on 2 CPU cores within an hour; the shipped default), ``tiny`` (for
+tests: the whole CLI runs in seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from avsplit.config import AudioSettings, VideoSettings, from_dict, to_dict
+from avsplit.errors import ConfigError
+
+MASK_TYPES = ("binary", "ratio")
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """Appearance network (VAN): a ResNet-18 trunk with output stride 16 and a K-channel head."""
+
+    depth: int = 4
+    """ResNet stages kept (4: all, the last one dilated; 3: up to layer3, which is already stride 16)."""
+    backbone_weights: str = "none"
+    """``none``, ``imagenet`` (torchvision's weights enum, needs network once) or a path."""
+
+
+@dataclass(frozen=True)
+class AudioNetConfig:
+    """Audio network (AAN): a U-Net over the warped log magnitude."""
+
+    levels: int = 7
+    base_channels: int = 64
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "sop"
+    audio: AudioSettings = AudioSettings()
+    video: VideoSettings = VideoSettings()
+    channels: int = 32
+    """K: feature channels shared by the appearance net, the audio net and the synthesizer."""
+    appearance: AppearanceConfig = AppearanceConfig()
+    audio_net: AudioNetConfig = AudioNetConfig()
+    mask: str = "binary"
+    """``binary`` (target: source > half the mixture; weighted BCE) or ``ratio`` (weighted L1)."""
+    num_mix: int = 2
+    """Sources mixed per training example."""
+
+    def __post_init__(self):
+        if self.mask not in MASK_TYPES:
+            raise ConfigError(f"mask must be one of {MASK_TYPES}, got {self.mask!r}")
+        if self.audio.log_freq_bins % (2 ** self.audio_net.levels) or self.audio.n_stft_frames % (2 ** self.audio_net.levels):
+            raise ConfigError(
+                f"the warped spectrogram ({self.audio.log_freq_bins} x {self.audio.n_stft_frames}) must be divisible "
+                f"by 2^{self.audio_net.levels} for a {self.audio_net.levels}-level U-Net"
+            )
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return from_dict(cls, data)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Paper settings: 11025 Hz, 65535-sample clips, STFT 1022/256 -> 512x256 warped to 256 rows,
+    # 7-level U-Net with 64 base channels, K=32, 3 frames of 224 px, dilated ResNet-18.
+    "sop": ModelConfig(preset="sop"),
+    # Reduced for CPUs: same audio front end (comparable masks), 2 frames of 112 px, ResNet-18 up to
+    # layer3 (already stride 16), 16 channels, a U-Net with 32 base channels.
+    "small": ModelConfig(
+        preset="small",
+        video=VideoSettings(fps=8.0, short_side=128, crop_size=112, num_frames=2),
+        channels=16,
+        appearance=AppearanceConfig(depth=3),
+        audio_net=AudioNetConfig(levels=7, base_channels=32),
+    ),
+    # For tests: short clips, a few channels; runs the whole pipeline in seconds.
+    "tiny": ModelConfig(
+        preset="tiny",
+        audio=AudioSettings(sample_rate=8000, clip_samples=8191, n_fft=254, hop_length=64, log_freq_bins=64),
+        video=VideoSettings(fps=4.0, short_side=72, crop_size=64, num_frames=1),
+        channels=4,
+        appearance=AppearanceConfig(depth=2),
+        audio_net=AudioNetConfig(levels=4, base_channels=4),
+    ),
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    """A preset by name, with optional top-level overrides (e.g. ``mask="ratio"``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}", fix=f"choose one of {', '.join(PRESETS)}")
+    cfg = PRESETS[name]
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+__all__ = ["AppearanceConfig", "AudioNetConfig", "ModelConfig", "PRESETS", "preset", "field"]

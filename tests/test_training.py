@@ -1,0 +1,88 @@
+"""Training: runs end to end on a tiny config, resumes exactly, runs under torchrun with 2 CPU processes."""
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avsplit.checkpoint import load_checkpoint
+from avsplit.errors import AvsplitError
+from avsplit.models import preset
+from avsplit.training import TRAIN_PRESETS, TrainConfig, train
+
+from conftest import write_test_video
+
+
+@pytest.fixture(scope="module")
+def tone_videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    for i, f in enumerate([220, 330, 440, 550, 660, 880]):
+        write_test_video(root / f"v{i}.mp4", seconds=2.5, fps=8, size=(80, 64), freq=f)
+    return root
+
+
+def _cfg(**kw):
+    return TrainConfig(**{**TRAIN_PRESETS["tiny"].__dict__, **kw})
+
+
+def test_train_writes_run_folder_and_never_overwrites(tone_videos, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tone_videos, run, model_config=preset("tiny"), train_config=_cfg(steps=6, val_every=3, checkpoint_every=3),
+                    cache_dir=tmp_path / "cache")
+    assert summary.steps == 6
+    for name in ("config.json", "log.csv", "last.safetensors", "best.safetensors", "state.safetensors"):
+        assert (run / name).exists(), name
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["training"]["step"] == 6 and model.config.preset == "tiny"
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert any(r["val_sdr"] for r in rows)
+    with pytest.raises(AvsplitError, match="already holds a run"):
+        train(tone_videos, run, model_config=preset("tiny"), train_config=_cfg(steps=6), cache_dir=tmp_path / "cache")
+    assert (run / "last.safetensors").exists()
+
+
+def test_resume_continues_exactly(tone_videos, tmp_path):
+    cfg = _cfg(steps=8, val_every=4, checkpoint_every=4, log_every=1)
+    torch.set_num_threads(1)
+    try:
+        full = train(tone_videos, tmp_path / "full", model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c")
+        first = train(tone_videos, tmp_path / "split", model_config=preset("tiny"), train_config=cfg,
+                      cache_dir=tmp_path / "c", stop_after=4)
+        assert first.steps == 4
+        second = train(tone_videos, tmp_path / "split", model_config=preset("tiny"), train_config=cfg,
+                       cache_dir=tmp_path / "c", resume=True)
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    assert second.steps == 8
+    np.testing.assert_allclose(first.losses + second.losses, full.losses, rtol=1e-5, atol=1e-6)
+    a, _ = load_checkpoint(tmp_path / "full" / "last.safetensors")
+    b, _ = load_checkpoint(tmp_path / "split" / "last.safetensors")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(p.float(), q.float(), atol=1e-5), name
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes(tone_videos, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "avsplit", "train", "--data", str(tone_videos), "-o", str(run),
+           "--preset", "tiny", "--steps", "4", "--val-every", "2", "--cache", str(tmp_path / "cache"), "-d", "cpu", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["training"]["step"] == 4
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert rows and float(rows[-1]["clips_per_s"]) > 0
