@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -53,3 +54,136 @@ def train(
     train_config = dataclasses.replace(TRAIN_PRESETS.get(preset, TrainConfig()), **(train_overrides or {}))
     return run_training(data, out, val=val, model_config=model_config, train_config=train_config,
                         cache_dir=cache_dir, device=device, jobs=jobs, resume=resume)
+
+
+def load_model(weights: str | Path | None = None, device: str | None = None):
+    """Resolve ``--weights NAME|PATH`` (None: the shipped default) and load it on ``device``.
+
+    Returns ``(model, metadata, path)``.
+    """
+    from avsplit.checkpoint import load_checkpoint
+    from avsplit.registry import resolve_weights
+    from avsplit.training import pick_device
+
+    path = resolve_weights(weights)
+    model, meta = load_checkpoint(path, device=pick_device(device))
+    return model, meta, path
+
+
+@dataclass
+class BatchSummary:
+    """Outcome of a command over many inputs."""
+
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    """``(path, one-line reason)`` pairs."""
+
+
+def separate(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    mix: bool = False,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    jobs: int = 1,
+    sources: int | None = None,
+    grid: tuple[int, int] | None = None,
+    boxes: Sequence[Sequence[float]] | None = None,
+    overlap: float = 0.25,
+    fmt: str = "wav",
+    sample_rate: int | None = None,
+    overwrite: bool = False,
+    batch: int = 4,
+) -> BatchSummary:
+    """Separate videos into per-source tracks (see :mod:`avsplit.separation`).
+
+    Each input file or folder (searched recursively) is separated into ``OUT/<stem>/``; with
+    ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
+    ``OUT/<A>+<B>/``. A file that fails gets one error line and the batch goes on.
+    """
+    import torch
+
+    from avsplit.console import error_line, make_progress
+    from avsplit.errors import AvsplitError, ConfigError, OutputError
+    from avsplit.files import ensure_dir, find_videos
+    from avsplit.separation import SeparationEngine, separate_mix, separate_video
+
+    if fmt not in ("wav", "flac"):
+        raise ConfigError(f"unknown format {fmt!r}", fix="use wav or flac")
+    if sources is not None and not 1 <= sources <= 8:
+        raise ConfigError("--sources must be between 1 and 8")
+    if not 0 <= overlap < 1:
+        raise ConfigError("--overlap must be in [0, 1)")
+    out = ensure_dir(out)
+    model, meta, path = load_model(weights, device)
+    if jobs > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
+    summary = BatchSummary()
+    if mix:
+        if not 2 <= len(inputs) <= 4:
+            raise ConfigError("--mix takes 2 to 4 solo videos")
+        result = separate_mix([Path(p) for p in inputs], out, engine, overlap=overlap, fmt=fmt,
+                              sample_rate=sample_rate, overwrite=overwrite)
+        (summary.skipped if result.skipped else summary.done).append(result.folder)
+        return summary
+    videos = find_videos(inputs)
+    if not videos:
+        raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
+    with make_progress() as progress:
+        task = progress.add_task("separating", total=len(videos), status="")
+        for video in videos:
+            progress.update(task, status=video.name)
+            try:
+                result = separate_video(video, out, engine, num_sources=sources, grid=grid, boxes=boxes,
+                                        overlap=overlap, fmt=fmt, sample_rate=sample_rate, overwrite=overwrite,
+                                        weights_name=str(path))
+            except OutputError:
+                raise
+            except AvsplitError as exc:
+                error_line(str(exc))
+                summary.failed.append((video, str(exc)))
+            else:
+                (summary.skipped if result.skipped else summary.done).append(result.folder)
+            progress.advance(task)
+    return summary
+
+
+def evaluate(
+    data: str | Path,
+    *,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    pairs: int = 32,
+    num_mix: int = 2,
+    seed: int = 0,
+    same_category: bool = False,
+    wild: bool = True,
+    json_path: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    markdown_path: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    show: bool = True,
+):
+    """Deterministic mix-and-separate (and in-the-wild, where truth exists) evaluation.
+
+    Returns ``(items, summary)``; writes the requested JSON/CSV/Markdown files and HTML report.
+    """
+    from avsplit.evaluation import evaluate as run_evaluation
+    from avsplit.evaluation import print_table, write_outputs
+
+    model, meta, path = load_model(weights, device)
+    device_t = next(model.parameters()).device
+    items, summary = run_evaluation(
+        data, model, device_t, pairs=pairs, num_mix=num_mix, seed=seed, same_category=same_category, wild=wild,
+        weights_name=str(path), report_dir=Path(report_dir) if report_dir else None,
+    )
+    info = {"weights": str(path), "data": str(data), "seed": seed, "pairs": pairs, "num_mix": num_mix,
+            "same_category": same_category, "preset": model.config.preset}
+    if show:
+        print_table(summary)
+    write_outputs(items, summary, info, Path(json_path) if json_path else None, Path(csv_path) if csv_path else None,
+                  Path(markdown_path) if markdown_path else None)
+    return items, summary

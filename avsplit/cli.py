@@ -93,6 +93,63 @@ def synth(
         raise typer.Exit(1)
 
 
+def _grid(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        r, c = text.lower().split("x")
+        return int(r), int(c)
+    except ValueError:
+        raise typer.BadParameter(f"expected ROWSxCOLS such as 1x2, got {text!r}") from None
+
+
+def _box(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise typer.BadParameter(f"expected x0,y0,x1,y1 in video pixels, got {text!r}")
+    return values
+
+
+WeightsOpt = typer.Option(None, "--weights", "-w", help="Registered model name or checkpoint path (default: the shipped model).")
+
+
+@app.command()
+def separate(
+    inputs: List[Path] = typer.Argument(..., help="Video files and/or folders (searched recursively)."),
+    out: Path = typer.Option(Path("separated"), "--out", "-o", help="Output folder."),
+    mix: bool = typer.Option(False, "--mix", help="Mix the sound of 2-4 solo videos and separate each back with its own frames."),
+    weights: Optional[str] = WeightsOpt,
+    sources: Optional[int] = typer.Option(None, "--sources", "-k", help="Number of sources per video (default: automatic, 1 to 4)."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: each cell of the picture is a source."),
+    box: Optional[List[str]] = typer.Option(None, "--box", help="x0,y0,x1,y1 in video pixels: a source region (repeatable)."),
+    overlap: float = typer.Option(0.25, "--overlap", help="Overlap of consecutive windows (0 to <1)."),
+    fmt: str = typer.Option("wav", "--format", help="wav or flac."),
+    sr: Optional[int] = typer.Option(None, "--sr", help="Output sample rate (default: the model's)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos whose outputs exist (otherwise they are skipped)."),
+    batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),
+    device: Optional[str] = DeviceOpt,
+    jobs: int = JobsOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Separate each video's sound into one track per visible source (or --mix solo videos and separate them back)."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    boxes = [_box(b) for b in box] if box else None
+    summary = _run(
+        api.separate, inputs, out, mix=mix, weights=weights, device=device, jobs=jobs, sources=sources,
+        grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, overwrite=overwrite, batch=batch,
+    )
+    console.print(f"{len(summary.done)} separated, {len(summary.skipped)} skipped (outputs exist), "
+                  f"{len(summary.failed)} failed; outputs in {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="Folder of videos (optionally DIR/<category>/<id>.mp4) or a Sound-of-Pixels CSV."),
@@ -131,6 +188,32 @@ def train(
     )
     console.print(f"trained {summary.steps} steps in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
                   f"best validation SDR {summary.best_val_sdr:.2f} dB; checkpoints in {summary.run}")
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Folder of solo videos (and duets with ground truth), e.g. made by `avsplit synth`."),
+    weights: Optional[str] = WeightsOpt,
+    pairs: int = typer.Option(32, "--pairs", min=1, help="Number of mixtures."),
+    num_mix: int = typer.Option(2, "--num-mix", min=2, max=4, help="Solos per mixture."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the (deterministic) choice of mixtures."),
+    same_category: bool = typer.Option(False, "--same-category/--different-category", help="Allow mixtures of one category."),
+    wild: bool = typer.Option(True, "--wild/--no-wild", help="Also separate multi-source videos that have ground truth."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and items as JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per mixture as CSV."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Folder for an HTML page per mixture (audio, spectrograms, masks, frames)."),
+    device: Optional[str] = DeviceOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Deterministic mix-and-separate evaluation: SDR/SIR/SAR/NSDR with mixture and oracle-mask baselines."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    _run(api.evaluate, data, weights=weights, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
+         same_category=same_category, wild=wild, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
+         report_dir=report, show=True)
 
 
 @app.command()

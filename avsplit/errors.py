@@ -55,3 +55,15 @@ class CheckpointError(AvsplitError):
 
 class ConfigError(AvsplitError):
     """Invalid options or settings."""
+
+
+class MissingMediaError(MediaError):
+    """The media file does not exist."""
+
+
+class TruncatedMediaError(UnreadableMediaError):
+    """The file was cut short: its index is missing, or its data stops before the length it declares.
+
+    A window that lies fully inside the part that is there still reads; asking for anything
+    past the point where the data stops raises this error (nothing is zero-filled).
+    """

@@ -100,7 +100,7 @@ def fluidsynth_problem() -> str | None:
 def find_soundfont(explicit: str | Path | None = None) -> Path | None:
     """``explicit`` if given (it must exist), else the first default SoundFont found, else None."""
     if explicit is not None:
-        path = Path(explicit).expanduser()
+        path = Path(explicit).expanduser().absolute()
         if not path.is_file():
             raise ConfigError("no such SoundFont file", path, "give the path of a General MIDI .sf2 file")
         return path

@@ -1,0 +1,331 @@
+"""Deterministic evaluation (``avsplit evaluate``).
+
+Two protocols, both scored with BSS Eval v3 (:mod:`avsplit.metrics`):
+
+- **mix**: mixtures of N solo videos drawn deterministically from the data with ``seed``; each
+  solo's clip is the reference, the model separates the sum using each solo's own frames. The
+  same table holds baselines at the model's STFT: the unseparated mixture (lower bound) and the
+  oracle ideal binary and ratio masks (upper bounds for any mask-based method).
+- **wild**: videos with several sources and ground truth beside them (``<stem>.truth.json`` and
+  ``<stem>.source-<k>.wav``, as ``avsplit synth`` writes for duets) are separated as
+  ``avsplit separate`` does, with as many sources as the truth has, and compared with the clean
+  tracks (both ordered left to right).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from avsplit import media
+from avsplit.console import console, error_line, make_progress, warn_line
+from avsplit.data.scan import VideoItem, load_dataset
+from avsplit.errors import AvsplitError, MediaError
+from avsplit.files import atomic_path
+from avsplit.metrics import bss_eval
+from avsplit.models import AVSeparator
+from avsplit.models.appearance import normalize_frames
+from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask
+
+METRICS = ("sdr", "sir", "sar", "nsdr")
+METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm")
+#: Candidate windows tried per solo to find a sounding clip.
+WINDOW_TRIES = 4
+
+
+@dataclass
+class EvalItem:
+    protocol: str  # "mix" or "wild"
+    name: str
+    videos: list[str]
+    categories: list[str | None]
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metric -> mean over sources
+    per_source: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    silent: list[int] = field(default_factory=list)
+    skipped: str | None = None
+    kind: str = ""  # for wild: "same-kind" / "different-kind"
+
+    def row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"protocol": self.protocol, "name": self.name, "kind": self.kind,
+                               "videos": " + ".join(self.videos),
+                               "categories": " + ".join(c or "?" for c in self.categories),
+                               "skipped": self.skipped or "", "silent_sources": ",".join(map(str, self.silent))}
+        for method, metrics in self.scores.items():
+            for k, v in metrics.items():
+                row[f"{method}_{k}"] = round(v, 4)
+        return row
+
+
+def _truth_path(video: Path) -> Path:
+    return video.with_name(video.stem + ".truth.json")
+
+
+def _is_multi_source(video: Path) -> bool:
+    truth = _truth_path(video)
+    if not truth.exists():
+        return False
+    try:
+        return len(json.loads(truth.read_text()).get("sources", [])) > 1
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def draw_mixtures(items: Sequence[VideoItem], pairs: int, num_mix: int, seed: int, same_category: bool) -> list[list[int]]:
+    """``pairs`` deterministic groups of ``num_mix`` distinct solos (different categories unless
+    ``same_category`` or the categories are unknown)."""
+    rng = np.random.default_rng(seed)
+    groups: list[list[int]] = []
+    seen: set[tuple[int, ...]] = set()
+    n = len(items)
+    for _ in range(pairs * 50):
+        if len(groups) == pairs:
+            break
+        g = sorted(int(i) for i in rng.choice(n, size=num_mix, replace=False))
+        cats = [items[i].category for i in g]
+        if not same_category and None not in cats and len(set(cats)) < num_mix:
+            continue
+        if tuple(g) in seen and len(seen) < math.comb(n, num_mix):
+            continue
+        seen.add(tuple(g))
+        groups.append(g)
+    return groups
+
+
+class Evaluator:
+    def __init__(self, model: AVSeparator, device: torch.device):
+        self.model = model.eval().to(device)
+        self.device = device
+        self.cfg = model.config
+
+    # ------------------------------------------------------------------ mix protocol
+    def _solo_clip(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A sounding clip of a solo: audio ``(S,)`` and frames ``(F, H, W, 3)`` from inside its window."""
+        info = media.probe(path).require_video().require_audio()
+        rate, size = self.cfg.audio.sample_rate, self.cfg.audio.clip_samples
+        clip_s = size / rate
+        span = max(0.0, info.duration - clip_s)
+        best = None
+        for _ in range(WINDOW_TRIES if span > 0 else 1):
+            start = float(rng.uniform(0, span)) if span > 0 else 0.0
+            wave = media.read_audio(path, rate, start=start, duration=clip_s)
+            wave = np.pad(wave, (0, max(0, size - wave.shape[0])))[:size]
+            rms = float(np.sqrt(np.mean(wave**2)))
+            if best is None or rms > best[0]:
+                best = (rms, start, wave)
+            if rms > 0.01:
+                break
+        _, start, wave = best
+        n = self.cfg.video.num_frames
+        real = min(clip_s, info.duration - start)
+        times = start + (np.arange(n) + 0.5) * real / n
+        frames = media.read_frames(path, list(times), short_side=self.cfg.video.short_side)
+        return wave.astype(np.float32), frames
+
+    @torch.no_grad()
+    def mixture(self, paths: Sequence[Path], seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        clips = [self._solo_clip(p, rng) for p in paths]
+        refs = np.stack([c[0] for c in clips])  # (N, S)
+        mix = refs.sum(0)
+        m = self.model
+        mix_t = torch.from_numpy(mix)[None].to(self.device)
+        spec, warped = m.analyse(mix_t)
+        feats = m.audio_features(warped)
+        vectors = []
+        for _, frames in clips:
+            f = normalize_frames(torch.from_numpy(frames)[None].to(self.device))
+            vectors.append(m.pool(m.visual_features(f)))
+        vectors = torch.stack(vectors, dim=1)  # (1, N, K)
+        masks = m.activate(m.mask_logits(vectors, feats))
+        est = m.apply_masks(masks, spec, mix.shape[0])[0].cpu().numpy()
+        # oracle masks at the model's (linear-frequency) STFT
+        src_spec = m.spectrogram.stft(torch.from_numpy(refs).to(self.device))  # (N, F, T)
+        mix_mag = spec.abs()  # (1, F, T)
+        ibm = ideal_binary_mask(src_spec.abs()[None], mix_mag)[0]
+        irm = ideal_ratio_mask(src_spec.abs()[None], mix_mag)[0]
+        length = mix.shape[0]
+        oracle = {
+            "oracle_ibm": m.spectrogram.istft(ibm * spec, length).cpu().numpy(),
+            "oracle_irm": m.spectrogram.istft(irm * spec, length).cpu().numpy(),
+        }
+        return {"reference": refs, "mix": mix, "model": est, "mixture": np.stack([mix] * len(paths)), **oracle,
+                "frames": np.stack([c[1][len(c[1]) // 2] for c in clips]) if all(c[1].shape == clips[0][1].shape for c in clips) else None,
+                "masks": masks[0].cpu().numpy(), "warped_mix": warped[0, 0].cpu().numpy()}
+
+
+def score(item: EvalItem, reference: np.ndarray, mix: np.ndarray, estimates: dict[str, np.ndarray]) -> None:
+    """Fill ``item.scores`` for every method in ``estimates``."""
+    for method, est in estimates.items():
+        s = bss_eval(reference, est, mix)
+        if not s.valid:
+            item.skipped = f"fewer than two sounding references (silent: {s.silent})"
+            item.silent = s.silent
+            return
+        item.silent = s.silent
+        item.scores[method] = s.mean()
+        item.per_source[method] = {"sdr": s.sdr, "sir": s.sir, "sar": s.sar, "nsdr": s.nsdr}
+
+
+def summarize(items: Sequence[EvalItem]) -> dict[str, Any]:
+    """Mean and median of each metric per protocol (and duet kind) and method; skipped items excluded."""
+    out: dict[str, Any] = {}
+    groups: dict[str, list[EvalItem]] = {}
+    for it in items:
+        key = it.protocol if not it.kind else f"{it.protocol}/{it.kind}"
+        groups.setdefault(key, []).append(it)
+    for key, group in groups.items():
+        valid = [it for it in group if not it.skipped]
+        entry: dict[str, Any] = {"items": len(group), "scored": len(valid), "skipped": len(group) - len(valid)}
+        for method in METHODS:
+            vals = {k: [it.scores[method][k] for it in valid if method in it.scores] for k in METRICS}
+            if vals["sdr"]:
+                entry[method] = {k: {"mean": float(np.mean(v)), "median": float(np.median(v))} for k, v in vals.items()}
+        out[key] = entry
+    return out
+
+
+def evaluate(
+    data: str | Path,
+    model: AVSeparator,
+    device: torch.device,
+    *,
+    pairs: int = 32,
+    num_mix: int = 2,
+    seed: int = 0,
+    same_category: bool = False,
+    wild: bool = True,
+    weights_name: str = "",
+    report_dir: Path | None = None,
+) -> tuple[list[EvalItem], dict[str, Any]]:
+    """Run both protocols over ``data``; returns the items and the summary."""
+    from avsplit.separation import SeparationEngine, separate_video
+
+    items_all = load_dataset(data)
+    solos = [it for it in items_all if not _is_multi_source(it.path)]
+    multis = [it for it in items_all if _is_multi_source(it.path)] if wild else []
+    evaluator = Evaluator(model, device)
+    results: list[EvalItem] = []
+    groups = draw_mixtures(solos, pairs, num_mix, seed, same_category) if len(solos) >= num_mix else []
+    if len(solos) < num_mix and not multis:
+        raise AvsplitError(f"found {len(solos)} solo videos; mixing needs at least {num_mix}", Path(data),
+                           "give a folder with more solo videos")
+    total = len(groups) + len(multis)
+    with make_progress() as progress:
+        task = progress.add_task("evaluating", total=total, status="")
+        for gi, g in enumerate(groups):
+            vids = [solos[i] for i in g]
+            item = EvalItem("mix", "+".join(v.id.replace("/", "_") for v in vids), [str(v.path) for v in vids],
+                            [v.category for v in vids])
+            try:
+                out = evaluator.mixture([v.path for v in vids], seed=seed * 100_003 + gi)
+            except MediaError as exc:
+                error_line(str(exc))
+                item.skipped = str(exc)
+            else:
+                score(item, out["reference"], out["mix"], {m: out[m] for m in METHODS})
+                if report_dir is not None and not item.skipped:
+                    from avsplit.report import write_item_report
+
+                    write_item_report(report_dir, item, out, model.config.audio.sample_rate)
+            results.append(item)
+            progress.advance(task)
+        if multis:
+            engine = SeparationEngine(model, device)
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="avsplit-eval-") as tmp:
+                for it in multis:
+                    results.append(_evaluate_wild(it, engine, Path(tmp)))
+                    progress.advance(task)
+    return results, summarize(results)
+
+
+def _evaluate_wild(it: VideoItem, engine, tmp: Path) -> EvalItem:
+    from avsplit.separation import separate_video
+
+    truth = json.loads(_truth_path(it.path).read_text())
+    sources = truth["sources"]
+    cats = [s.get("category") for s in sources]
+    kind = "same-kind" if len(set(cats)) == 1 else "different-kind"
+    item = EvalItem("wild", it.id.replace("/", "_"), [str(it.path)], cats, kind=kind)
+    rate = engine.model.config.audio.sample_rate
+    try:
+        res = separate_video(it.path, tmp, engine, num_sources=len(sources), overwrite=True)
+        est = [media.read_audio_file(f)[0][0] for f in res.files[: len(sources)]]
+        refs = []
+        for s in sources:
+            wave, sr = media.read_audio_file(it.path.with_name(s["audio"]))
+            from avsplit.resample import resample
+
+            refs.append(resample(wave.mean(0), sr, rate))
+        mix = media.read_audio(it.path, rate)
+    except (MediaError, OSError, KeyError) as exc:
+        item.skipped = str(exc)
+        error_line(f"{it.path}: {exc}")
+        return item
+    n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
+    refs_a = np.stack([r[:n] for r in refs])
+    est_a = np.stack([e[:n] for e in est])
+    score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
+    return item
+
+
+# ------------------------------------------------------------------ output
+
+
+def print_table(summary: dict[str, Any], title: str = "avsplit evaluate") -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("protocol", "method", "n", "SDR", "SIR", "SAR", "NSDR", "SDR median"):
+        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left")
+    for key, entry in summary.items():
+        for method in METHODS:
+            if method not in entry:
+                continue
+            m = entry[method]
+            table.add_row(key, method, str(entry["scored"]), *(f"{m[k]['mean']:.2f}" for k in METRICS),
+                          f"{m['sdr']['median']:.2f}")
+        if entry["skipped"]:
+            table.add_row(key, f"[dim]{entry['skipped']} skipped (silent references or unreadable)[/dim]", "", "", "", "", "", "")
+    console.print(table)
+
+
+def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict[str, Any],
+                  json_path: Path | None, csv_path: Path | None, md_path: Path | None) -> None:
+    rows = [it.row() for it in items]
+    if json_path:
+        payload = {"meta": meta, "summary": summary,
+                   "items": [{**r, "per_source": it.per_source} for r, it in zip(rows, items)]}
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2))
+    if csv_path:
+        fields: list[str] = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+    if md_path:
+        lines = [f"# avsplit evaluate", "", f"weights: `{meta.get('weights', '')}`, data: `{meta.get('data', '')}`, "
+                 f"seed {meta.get('seed')}, {meta.get('pairs')} mixtures of {meta.get('num_mix')}", "",
+                 "| protocol | method | n | SDR | SIR | SAR | NSDR | SDR median |", "|---|---|---|---|---|---|---|---|"]
+        for key, entry in summary.items():
+            for method in METHODS:
+                if method in entry:
+                    m = entry[method]
+                    lines.append(f"| {key} | {method} | {entry['scored']} | "
+                                 + " | ".join(f"{m[k]['mean']:.2f}" for k in METRICS) + f" | {m['sdr']['median']:.2f} |")
+        lines += ["", "## Items", "", "| protocol | name | categories | model SDR | skipped |", "|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['protocol']} | {r['name']} | {r['categories']} | {r.get('model_sdr', '')} | {r['skipped']} |")
+        with atomic_path(md_path) as tmp:
+            tmp.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,503 @@
+"""Separation with a trained model: ``separate`` (sources found in one video) and ``separate --mix``.
+
+Long inputs are cut into overlapping windows of the model's clip length
+(:mod:`avsplit.chunking`); frames for a window come from inside that window; audio and frames are
+streamed, so memory is bounded by the window, not by the video's length.
+
+Finding the sources of one video: the pixel-wise synthesizer gives one mask per pixel of the
+appearance net's feature grid; pixels whose masks carry energy are "sounding"; their feature
+vectors are clustered into groups (k chosen automatically unless given); each group is a source,
+whose mask in every window comes from its pooled features (max over the group's pixels, as in
+training). ``--grid`` and ``--box`` give the regions directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import soundfile
+import torch
+
+from avsplit import media
+from avsplit.chunking import OverlapAdd, Window, plan_windows
+from avsplit.console import log, warn_line
+from avsplit.errors import AvsplitError, ConfigError, OutputError
+from avsplit.files import atomic_path, ensure_dir
+from avsplit.models import AVSeparator
+from avsplit.models.appearance import normalize_frames
+from avsplit.resample import StreamResampler
+
+#: Windows sampled from a video to find its sources.
+DISCOVERY_WINDOWS = 6
+MAX_SOURCES = 4
+#: Clusters whose masks are more similar than this are the same source.
+SAME_SOURCE_SIMILARITY = 0.75
+#: A cluster must explain at least this share of the separated energy to count as a source.
+MIN_SOURCE_SHARE = 0.05
+
+
+# ------------------------------------------------------------------------------ streaming input
+
+
+class WindowStream:
+    """Windows of one video: mixture-audio chunks and the frames inside each window, in order.
+
+    Audio is read per window (a seek each); frames are decoded once, sequentially, at the model's
+    frame rate, and only those of the current window are kept.
+    """
+
+    def __init__(self, path: Path, model: AVSeparator, overlap: float, info: media.MediaInfo | None = None,
+                 need_audio: bool = True):
+        self.path = Path(path)
+        self.cfg = model.config
+        self.info = info or media.probe(self.path)
+        self.info.require_video()
+        if need_audio:
+            self.info.require_audio()
+        rate = self.cfg.audio.sample_rate
+        self.total = max(1, int(round(self.info.duration * rate)))
+        self.windows = plan_windows(self.total, self.cfg.audio.clip_samples, overlap)
+        self.frame_size = media.scaled_size(self.info.width, self.info.height, self.cfg.video.short_side)
+
+    def audio(self, win: Window) -> np.ndarray:
+        """``(clip_samples,)`` float32: the window's audio, zero-padded past the end of the file."""
+        rate = self.cfg.audio.sample_rate
+        size = self.cfg.audio.clip_samples
+        wave = media.read_audio(self.path, rate, start=win.start / rate, duration=size / rate)
+        out = np.zeros(size, np.float32)
+        out[: min(size, wave.shape[0])] = wave[:size]
+        return out
+
+    def frame_times(self, win: Window) -> np.ndarray:
+        """Times (s) of the ``num_frames`` frames of a window: centres of equal parts of the real content."""
+        rate = self.cfg.audio.sample_rate
+        n = self.cfg.video.num_frames
+        start = win.start / rate
+        span = max(win.length, 1) / rate
+        span = min(span, max(self.info.duration - start, 1e-3))
+        return start + (np.arange(n) + 0.5) * span / n
+
+    def frames_for(self, times: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+        """For each window's sorted times, the frames on screen then: uint8 ``(n, H, W, 3)``.
+
+        Decodes the video once at the model's frame rate, holding only the frames still needed.
+        """
+        step = 1.0 / self.cfg.video.fps
+        stream = media.iter_frames(self.path, fps=self.cfg.video.fps, short_side=self.cfg.video.short_side)
+        buffer: deque[tuple[float, np.ndarray]] = deque()
+        done = False
+        for wanted in times:
+            picked = []
+            for t in wanted:
+                while not done and (not buffer or buffer[-1][0] < t + step / 2):
+                    try:
+                        buffer.append(next(stream))
+                    except StopIteration:
+                        done = True
+                if not buffer:
+                    raise AvsplitError("video stream has no decodable frames", self.path, "check the file plays")
+                best = min(buffer, key=lambda item: abs(item[0] - t) if item[0] <= t + 1e-6 else math.inf)
+                if best[0] > t + 1e-6:
+                    best = buffer[0]
+                picked.append(best[1])
+            # frames before this window's first time can be dropped (windows advance in time)
+            while len(buffer) > 1 and buffer[1][0] <= wanted[0]:
+                buffer.popleft()
+            yield np.stack(picked)
+
+    def frames_at(self, times: np.ndarray) -> np.ndarray:
+        """Frames on screen at ``times`` by seeking (for a few scattered windows): ``(n, H, W, 3)``."""
+        return media.read_frames(self.path, list(times), short_side=self.cfg.video.short_side)
+
+    def iterate(self) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+        """``(window, audio (clip_samples,), frames (num_frames, H, W, 3))`` for every window, in order."""
+        times = [self.frame_times(w) for w in self.windows]
+        for win, frames in zip(self.windows, self.frames_for(times)):
+            yield win, self.audio(win), frames
+
+
+# ------------------------------------------------------------------------------ streaming output
+
+
+class StreamingWavWriter:
+    """Writes audio progressively into a temporary file, renamed into place by :meth:`close`."""
+
+    def __init__(self, path: Path, sample_rate: int, fmt: str = "wav", out_rate: int | None = None):
+        self.path = path
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self.in_rate = sample_rate
+        self.out_rate = out_rate or sample_rate
+        self._resampler = StreamResampler(sample_rate, self.out_rate) if self.out_rate != sample_rate else None
+        try:
+            self._file = soundfile.SoundFile(str(self._tmp), "w", samplerate=self.out_rate, channels=1,
+                                             format=fmt.upper(), subtype="PCM_16")
+        except (RuntimeError, soundfile.LibsndfileError, OSError) as exc:
+            self._ctx.__exit__(type(exc), exc, None)
+            raise OutputError(f"cannot write audio ({exc})", path, "choose a writable output folder") from exc
+
+    def write(self, samples: np.ndarray) -> None:
+        if self._resampler is not None:
+            samples = self._resampler.push(samples)
+        self._file.write(np.clip(samples, -1.0, 1.0).astype(np.float32))
+
+    def close(self) -> None:
+        if self._resampler is not None:
+            self._file.write(np.clip(self._resampler.flush(), -1.0, 1.0).astype(np.float32))
+        self._file.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+# ------------------------------------------------------------------------------ the engine
+
+
+@dataclass
+class Region:
+    """A source's region on the feature grid and in the video's pixel coordinates."""
+
+    cells: np.ndarray  # bool (h, w)
+    box: list[float]  # [x0, y0, x1, y1] in video pixels
+    confidence: float = 0.0
+    label: str = ""
+
+
+class SeparationEngine:
+    """Runs a model over windows. All tensors on ``device``; batches of ``batch`` windows."""
+
+    def __init__(self, model: AVSeparator, device: torch.device, batch: int = 4):
+        self.model = model.eval().to(device)
+        self.device = device
+        self.batch = batch
+
+    @torch.no_grad()
+    def analyse(self, audio: np.ndarray):
+        """``(B, S)`` -> (complex STFT ``(B, F, T)``, warped magnitude ``(B, 1, Fl, T)``, audio features ``(B, K, Fl, T)``)."""
+        a = torch.from_numpy(np.ascontiguousarray(audio)).to(self.device)
+        spec, warped = self.model.analyse(a)
+        return spec, warped, self.model.audio_features(warped)
+
+    @torch.no_grad()
+    def visual(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``(B, F, H, W, 3)`` -> raw per-pixel features ``(B, K, h, w)``."""
+        f = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
+        return self.model.visual_features(f)
+
+    @torch.no_grad()
+    def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
+        """Pooled visual vectors ``(B, N, K)`` -> waveforms ``(B, N, length)``."""
+        masks = self.model.activate(self.model.mask_logits(visual_vectors, feats))
+        return self.model.apply_masks(masks, spec, length).cpu().numpy()
+
+    @torch.no_grad()
+    def pixel_energy(self, raw: torch.Tensor, warped: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """Share of the mixture's (warped) magnitude each pixel's mask claims: ``(B, h, w)``."""
+        pix = self.model.activate(self.model.synthesizer.pixelwise(self.model.activate_pixels(raw), feats))
+        mag = warped[:, 0]  # (B, Fl, T)
+        total = mag.sum(dim=(-2, -1)).clamp(min=1e-8)
+        return torch.einsum("bhwft,bft->bhw", pix, mag) / total[:, None, None]
+
+
+def region_vectors(raw: torch.Tensor, regions: Sequence[Region]) -> torch.Tensor:
+    """Pool raw features ``(B, K, h, w)`` over each region (max, then sigmoid): ``(B, R, K)``."""
+    out = []
+    for r in regions:
+        cells = torch.from_numpy(r.cells).to(raw.device)
+        masked = raw.masked_fill(~cells, -math.inf)
+        out.append(torch.sigmoid(masked.flatten(2).amax(dim=-1)))
+    return torch.stack(out, dim=1)
+
+
+def cells_to_box(cells: np.ndarray, frame_size: tuple[int, int], video_size: tuple[int, int]) -> list[float]:
+    """Bounding box of the True cells of an ``(h, w)`` grid, in video pixels ``[x0, y0, x1, y1]``."""
+    h, w = cells.shape
+    ys, xs = np.nonzero(cells)
+    if ys.size == 0:
+        return [0.0, 0.0, float(video_size[0]), float(video_size[1])]
+    sx, sy = video_size[0] / w, video_size[1] / h
+    return [float(xs.min() * sx), float(ys.min() * sy), float((xs.max() + 1) * sx), float((ys.max() + 1) * sy)]
+
+
+def grid_regions(rows: int, cols: int, grid_shape: tuple[int, int], frame_size, video_size) -> list[Region]:
+    h, w = grid_shape
+    regions = []
+    for i in range(rows):
+        for j in range(cols):
+            cells = np.zeros((h, w), bool)
+            y0, y1 = round(i * h / rows), max(round((i + 1) * h / rows), round(i * h / rows) + 1)
+            x0, x1 = round(j * w / cols), max(round((j + 1) * w / cols), round(j * w / cols) + 1)
+            cells[y0:y1, x0:x1] = True
+            box = [j * video_size[0] / cols, i * video_size[1] / rows, (j + 1) * video_size[0] / cols, (i + 1) * video_size[1] / rows]
+            regions.append(Region(cells, box, label=f"cell {i + 1},{j + 1}"))
+    return regions
+
+
+def box_regions(boxes: Sequence[Sequence[float]], grid_shape, video_size) -> list[Region]:
+    h, w = grid_shape
+    regions = []
+    for box in boxes:
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 and 0 <= y0 < y1):
+            raise ConfigError(f"box {list(box)} must be x0,y0,x1,y1 with x0 < x1 and y0 < y1")
+        cx = (np.arange(w) + 0.5) * video_size[0] / w
+        cy = (np.arange(h) + 0.5) * video_size[1] / h
+        cells = (cy[:, None] >= y0) & (cy[:, None] <= y1) & (cx[None] >= x0) & (cx[None] <= x1)
+        if not cells.any():  # a box smaller than a cell: take the cell under its centre
+            cells[min(h - 1, int((y0 + y1) / 2 / video_size[1] * h)), min(w - 1, int((x0 + x1) / 2 / video_size[0] * w))] = True
+        regions.append(Region(cells, [float(v) for v in box], label="box"))
+    return regions
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Cosine k-means of rows of ``x`` ``(n, d)`` (k-means++ initialisation); returns labels ``(n,)``."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-8)
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = 1 - np.max(np.stack([x @ c for c in centres]), axis=0)
+        p = np.clip(d, 0, None) ** 2
+        centres.append(x[rng.choice(len(x), p=p / p.sum())] if p.sum() > 0 else x[rng.integers(len(x))])
+    c = np.stack(centres)
+    labels = np.zeros(len(x), int)
+    for _ in range(iters):
+        new = np.argmax(x @ c.T, axis=1)
+        if np.array_equal(new, labels) and _ > 0:
+            break
+        labels = new
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                m = members.mean(0)
+                c[j] = m / max(np.linalg.norm(m), 1e-8)
+    return labels
+
+
+@torch.no_grad()
+def discover_regions(
+    engine: SeparationEngine, stream: WindowStream, num_sources: int | None
+) -> list[Region]:
+    """Find the sounding regions of a video by clustering pixel features (see module doc)."""
+    windows = stream.windows
+    pick = np.unique(np.linspace(0, len(windows) - 1, min(DISCOVERY_WINDOWS, len(windows))).round().astype(int))
+    chosen = [windows[i] for i in pick]
+    audio = np.stack([stream.audio(w) for w in chosen])
+    frames = np.stack([stream.frames_at(stream.frame_times(w)) for w in chosen])
+    spec, warped, feats = engine.analyse(audio)
+    raw = engine.visual(frames)  # (M, K, h, w)
+    energy = engine.pixel_energy(raw, warped, feats).mean(0).cpu().numpy()  # (h, w)
+    h, w = energy.shape
+    video_size = (stream.info.width, stream.info.height)
+    if float(np.abs(audio).max()) < 1e-4:
+        warn_line(f"{stream.path}: the audio is silent; writing one silent source")
+        return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
+    sounding = energy >= max(0.5 * float(energy.max()), 1e-6)
+    feat_vec = torch.sigmoid(raw).mean(0).permute(1, 2, 0).cpu().numpy()  # (h, w, K)
+    pixels = feat_vec[sounding]
+    coords = np.argwhere(sounding)
+    max_k = min(MAX_SOURCES, len(pixels))
+    candidates = [num_sources] if num_sources else list(range(max_k, 0, -1))
+    best: list[Region] | None = None
+    for k in candidates:
+        k = min(k, len(pixels))
+        labels = kmeans(pixels, k) if k > 1 else np.zeros(len(pixels), int)
+        regions = []
+        for j in range(k):
+            cells = np.zeros((h, w), bool)
+            members = coords[labels == j]
+            cells[members[:, 0], members[:, 1]] = True
+            if cells.any():
+                regions.append(Region(cells, cells_to_box(cells, stream.frame_size, video_size)))
+        vecs = region_vectors(raw, regions)  # (M, R, K)
+        est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
+        flat = est.flatten(2).transpose(0, 1).flatten(1).cpu().numpy()  # (R, M*Fl*T)
+        shares = flat.sum(1) / max(flat.sum(), 1e-8)
+        norms = np.linalg.norm(flat, axis=1).clip(min=1e-8)
+        sim = (flat @ flat.T) / norms[:, None] / norms[None]
+        np.fill_diagonal(sim, 0)
+        for r, s in zip(regions, shares):
+            r.confidence = float(s)
+        if num_sources or k == 1 or (sim.max() < SAME_SOURCE_SIMILARITY and shares.min() >= MIN_SOURCE_SHARE):
+            best = regions
+            break
+    assert best is not None
+    return sorted(best, key=lambda r: (r.box[0] + r.box[2]) / 2)
+
+
+@dataclass
+class SeparateResult:
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, writers: list[StreamingWavWriter],
+                    residual: StreamingWavWriter | None, mixture: StreamingWavWriter | None = None, audio_fn=None,
+                    frames_fn=None) -> None:
+    """Separate every window of ``stream`` and stream the cross-faded results into ``writers``."""
+    size = engine.model.config.audio.clip_samples
+    joiner = OverlapAdd(stream.total, size, stream.windows)
+    batch: list[tuple[Window, np.ndarray, np.ndarray]] = []
+
+    def flush():
+        audio = np.stack([b[1] for b in batch])
+        spec, _, feats = engine.analyse(audio)
+        vectors = vectors_fn([b[2] for b in batch])
+        est = engine.separate(spec, feats, vectors, size)  # (B, N, S)
+        for (win, wave, _), e in zip(batch, est):
+            channels = np.concatenate([e, wave[None]], axis=0)  # sources + mixture
+            piece = joiner.add(win, channels)
+            _emit(piece)
+        batch.clear()
+
+    def _emit(piece: np.ndarray) -> None:
+        if not piece.shape[1]:
+            return
+        sources, mix = piece[:-1], piece[-1]
+        for wtr, s in zip(writers, sources):
+            wtr.write(s)
+        if residual is not None:
+            residual.write(mix - sources.sum(0))
+        if mixture is not None:
+            mixture.write(mix)
+
+    items = stream.iterate() if audio_fn is None else zip(stream.windows, audio_fn(), frames_fn())
+    for item in items:
+        batch.append(item)
+        if len(batch) >= engine.batch:
+            flush()
+    if batch:
+        flush()
+    _emit(joiner.finish())
+
+
+def separate_video(
+    path: Path,
+    out: Path,
+    engine: SeparationEngine,
+    *,
+    num_sources: int | None = None,
+    grid: tuple[int, int] | None = None,
+    boxes: Sequence[Sequence[float]] | None = None,
+    overlap: float = 0.25,
+    fmt: str = "wav",
+    sample_rate: int | None = None,
+    overwrite: bool = False,
+    weights_name: str = "",
+) -> SeparateResult:
+    """Write ``OUT/<stem>/source-<k>.<fmt>``, ``residual.<fmt>`` and ``sources.json`` for one video."""
+    folder = out / Path(path).stem
+    if (folder / "sources.json").exists() and not overwrite:
+        return SeparateResult(folder, skipped=True)
+    stream = WindowStream(Path(path), engine.model, overlap)
+    first_raw_shape = _grid_shape(engine, stream)
+    video_size = (stream.info.width, stream.info.height)
+    if boxes:
+        regions = box_regions(boxes, first_raw_shape, video_size)
+        method = "box"
+    elif grid:
+        regions = grid_regions(grid[0], grid[1], first_raw_shape, stream.frame_size, video_size)
+        method = "grid"
+    else:
+        regions = discover_regions(engine, stream, num_sources)
+        method = "cluster"
+    ensure_dir(folder)
+    rate = engine.model.config.audio.sample_rate
+    out_rate = sample_rate or rate
+    names = [f"source-{k + 1}.{fmt}" for k in range(len(regions))]
+    writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
+    residual = StreamingWavWriter(folder / f"residual.{fmt}", rate, fmt, out_rate)
+    try:
+        _stream_outputs(engine, stream, lambda frames: region_vectors(engine.visual(np.stack(frames)), regions), writers, residual)
+    except BaseException:
+        for wtr in writers + [residual]:
+            wtr.abort()
+        raise
+    for wtr in writers + [residual]:
+        wtr.close()
+    sources = [
+        {"index": k + 1, "file": names[k], "box": [round(v, 1) for v in r.box], "confidence": round(r.confidence, 4)}
+        for k, r in enumerate(regions)
+    ]
+    meta = {"video": str(path), "method": method, "sample_rate": out_rate, "duration": stream.info.duration,
+            "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
+    with atomic_path(folder / "sources.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+    return SeparateResult(folder, [folder / n for n in names] + [folder / f"residual.{fmt}"], sources)
+
+
+def _grid_shape(engine: SeparationEngine, stream: WindowStream) -> tuple[int, int]:
+    w, h = stream.frame_size
+    probe_frames = np.zeros((1, engine.model.config.video.num_frames, h, w, 3), np.uint8)
+    return tuple(engine.visual(probe_frames).shape[-2:])  # type: ignore[return-value]
+
+
+def separate_mix(
+    paths: Sequence[Path],
+    out: Path,
+    engine: SeparationEngine,
+    *,
+    overlap: float = 0.25,
+    fmt: str = "wav",
+    sample_rate: int | None = None,
+    overwrite: bool = False,
+) -> SeparateResult:
+    """Mix the sound of solo videos and separate each back with its own frames.
+
+    Writes ``OUT/<A>+<B>/mixture.<fmt>`` and ``<A>.<fmt>``, ``<B>.<fmt>``. The mixture is the
+    average of the inputs' sound tracks (so it cannot clip; each separated track estimates its
+    input at 1/N of its level) and lasts as long as the shortest input.
+    """
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise ConfigError("the --mix inputs need distinct file names (their stems name the outputs)")
+    folder = out / "+".join(stems)
+    if (folder / "mixture.wav").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
+        return SeparateResult(folder, skipped=True)
+    streams = [WindowStream(p, engine.model, overlap) for p in paths]
+    shortest = min(streams, key=lambda s: s.total)
+    for s in streams:
+        s.total, s.windows = shortest.total, shortest.windows
+    ensure_dir(folder)
+    rate = engine.model.config.audio.sample_rate
+    out_rate = sample_rate or rate
+    writers = [StreamingWavWriter(folder / f"{s}.{fmt}", rate, fmt, out_rate) for s in stems]
+    mixture = StreamingWavWriter(folder / f"mixture.{fmt}", rate, fmt, out_rate)
+
+    def audio_fn():
+        for win in shortest.windows:
+            yield np.mean([s.audio(win) for s in streams], axis=0)
+
+    def frames_fn():
+        per_source = [s.frames_for([s.frame_times(w) for w in shortest.windows]) for s in streams]
+        yield from zip(*per_source)  # per window: one (F, H, W, 3) array per source (sizes may differ)
+
+    def vectors_fn(frames_list):
+        per_source = []
+        for n in range(len(streams)):
+            raw = engine.visual(np.stack([frames[n] for frames in frames_list]))  # (B, K, h, w)
+            per_source.append(engine.model.pool(raw))
+        return torch.stack(per_source, dim=1)  # (B, N, K)
+
+    try:
+        _stream_outputs(engine, shortest, vectors_fn, writers, None, mixture, audio_fn, frames_fn)
+    except BaseException:
+        for wtr in writers + [mixture]:
+            wtr.abort()
+        raise
+    for wtr in writers + [mixture]:
+        wtr.close()
+    files = [folder / f"mixture.{fmt}"] + [folder / f"{s}.{fmt}" for s in stems]
+    return SeparateResult(folder, files)
