@@ -244,7 +244,7 @@ def probe(path: str | Path) -> MediaInfo:
             ctx = vs.codec_context
             info.update(width=ctx.width, height=ctx.height, video_codec=ctx.name)
             v_start = _stream_seconds(vs.start_time, vs.time_base)
-            info["video_start"] = (v_start - origin) if v_start is not None else 0.0
+            info["video_start"] = round(v_start - origin, 6) if v_start is not None else 0.0
             d = _stream_seconds(vs.duration, vs.time_base)
             if d:
                 durations.append(info["video_start"] + d)
@@ -258,7 +258,7 @@ def probe(path: str | Path) -> MediaInfo:
             actx = astream.codec_context
             info.update(audio_rate=actx.sample_rate, audio_channels=actx.channels, audio_codec=actx.name)
             a_start = _stream_seconds(astream.start_time, astream.time_base)
-            info["audio_start"] = (a_start - origin) if a_start is not None else 0.0
+            info["audio_start"] = round(a_start - origin, 6) if a_start is not None else 0.0
             d = _stream_seconds(astream.duration, astream.time_base)
             if d:
                 durations.append(info["audio_start"] + d)
@@ -286,18 +286,17 @@ def _stream_seconds(value, time_base) -> float | None:
 def _looks_variable(container, stream) -> bool:
     """True when packet timestamps of the first few seconds are not evenly spaced."""
     pts = []
+    packets = container.demux(stream)
     try:
-        container.seek(0, backward=True)
-    except (av.error.FFmpegError, OSError):
-        pass
-    try:
-        for packet in container.demux(stream):
+        for packet in packets:
             if packet.pts is not None and packet.size:
                 pts.append(packet.pts)
             if len(pts) >= _VFR_PROBE_PACKETS:
                 break
     except (av.error.FFmpegError, OSError):
         pass
+    finally:
+        packets.close()
     if len(pts) < 3:
         return False
     deltas = np.diff(np.sort(np.asarray(pts, dtype=np.int64)))
@@ -373,7 +372,8 @@ class _StreamReader:
         self.origin = _origin(container)
         self.time_base = stream.time_base
         start = _stream_seconds(stream.start_time, stream.time_base)
-        self.start = (start - self.origin) if start is not None else 0.0
+        # (rounded to the microsecond: FFmpeg gives the file's start in microseconds)
+        self.start = round(start - self.origin, 6) if start is not None else 0.0
         length = _stream_seconds(stream.duration, stream.time_base)
         self.declared_end = self.start + length if length else None
         self.file_declared_end = _declared_file_end(container)
@@ -508,10 +508,16 @@ def _frames_at(reader: _StreamReader, t: float, lead: float = 0.0) -> Iterator:
             yield from reader.frames()
             return
         reader.seek(where)
+        packets_before = reader.packets
         frames = reader.frames()
         first = next(frames, None)
         if first is None:
-            return  # no data from there on: the caller decides (past the end, or truncated)
+            if reader.packets == packets_before:
+                return  # no data from there on: the caller decides (past the end, or truncated)
+            # Packets but no picture: the demuxer landed after the last keyframe (MPEG-TS
+            # seeks by timestamp, not to keyframes): go further back.
+            back = 1.0 if back == 0 else back * 4
+            continue
         ft = reader.frame_time(first)
         if ft is None or ft <= accept:
             yield first
@@ -601,14 +607,33 @@ class _AudioWindow:
         self.remaining = None if duration is None else max(0, int(round(float(duration) * rate)))
         self.zeros = max(0, -first)  # part of the window before the stream's first sample
         self.first = max(0, first)
+        # Where the index declares the stream ends (MP4 edit lists cut the encoder's padding).
+        self.limit = None if reader.declared_end is None else int(round((reader.declared_end - reader.start) * rate))
+
+    def _first_sample(self, frame, in_rate: int) -> int:
+        """Index (from the stream's first sample) of ``frame``'s first sample."""
+        reader = self.reader
+        ft = reader.frame_time(frame)
+        exact = ((ft if ft is not None else reader.start) - reader.start) * in_rate
+        n0 = int(round(exact))
+        tick = float(reader.time_base) * in_rate  # samples per timestamp unit
+        size = reader.stream.codec_context.frame_size
+        if tick > 1.0 and size and frame.samples == size:
+            # Timestamps coarser than a sample (Matroska: 1 ms): frames of a fixed-size codec
+            # start at multiples of its frame size, which pins the exact sample.
+            snapped = int(round(exact / size)) * size
+            if abs(snapped - exact) <= tick:
+                n0 = snapped
+        return n0
 
     def _emit(self, out: np.ndarray, next_out: int) -> tuple[np.ndarray | None, int]:
         """The part of ``out`` (output samples numbered from ``next_out``) that is in the window."""
         n = out.shape[1]
         lo = max(0, self.first - next_out)
+        hi = n if self.limit is None else max(0, min(n, self.limit - next_out))
         piece = None
-        if lo < n:
-            piece = out[:, lo:]
+        if lo < hi:
+            piece = out[:, lo:hi]
             if self.remaining is not None:
                 piece = piece[:, : self.remaining]
                 self.remaining -= piece.shape[1]
@@ -647,8 +672,7 @@ class _AudioWindow:
                     if in_rate != self.rate:
                         resampler = av.AudioResampler(format="fltp", rate=self.rate)
                     grid = in_rate // math.gcd(in_rate, self.rate)
-                    ft = reader.frame_time(frame)
-                    n0 = int(round(((ft if ft is not None else reader.start) - reader.start) * in_rate))
+                    n0 = self._first_sample(frame, in_rate)
                     next_in = -(-n0 // grid) * grid  # the first grid point at or after n0
                     to_drop = next_in - n0
                     next_out = next_in * self.rate // in_rate
@@ -673,7 +697,7 @@ class _AudioWindow:
                         piece, next_out = self._emit(out, next_out)
                         if piece is not None:
                             yield piece
-                        if self.remaining == 0:
+                        if self.remaining == 0 or (self.limit is not None and next_out >= self.limit):
                             return
             if resampler is not None and in_rate is not None:
                 for out in resampler.resample(None):
@@ -714,7 +738,10 @@ class _PlanarConverter:
 
     def __call__(self, frame) -> list[tuple[np.ndarray, object]]:
         if self.resampler is None:
-            self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=frame.sample_rate)
+            # FFmpeg's standard downmix matrix, scaled so that the mix never exceeds full scale
+            # (stereo -> (L + R) / 2; 5.1 -> fronts, centre and surrounds weighted, LFE dropped).
+            options = {"rematrix_maxval": "1.0"} if self.layout == "mono" else None
+            self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=frame.sample_rate, options=options)
         try:
             outs = self.resampler.resample(frame)
         except (av.error.FFmpegError, ValueError):
@@ -899,9 +926,11 @@ def iter_frames(
                 if start > 0:
                     return  # start is past the last frame: nothing to show
                 raise EmptyMediaError("video stream has no decodable frames", path, _FIX_UNREADABLE)
-            # After the last frame: it stays on screen for its own duration.
-            period = _frame_period(held) or default_period or step
-            while target < end and target < held_t + period - _EPS:
+            # After the last frame: it stays on screen for its own duration (not past the file's end).
+            until = held_t + (_frame_period(held) or default_period or step)
+            if container.duration is not None:
+                until = max(held_t + _EPS * 2, min(until, container.duration / av.time_base))
+            while target < end and target < until - _EPS:
                 if held_rgb is None:
                     held_rgb = convert(held)
                 yield target, held_rgb
@@ -969,7 +998,7 @@ def read_frames(
                             break
                         pt = reader.frame_time(pending)
                         pending_t = pt if pt is not None else (held_t + 1e-3 if held is not None else t)
-                    if pending_t <= t + _EPS or held is None and pending_t <= t + _EPS:
+                    if pending_t <= t + _EPS:
                         held, held_t, held_rgb, pending = pending, pending_t, None, None
                         continue
                     break

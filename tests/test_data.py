@@ -47,13 +47,14 @@ def _touch(path: Path) -> Path:
 def test_scan_with_category_folders(tmp_path):
     root = tmp_path / "music"
     _touch(root / "violin" / "v1.mp4")
-    _touch(root / "violin" / "deeper" / "v2.MOV")
+    _touch(root / "solos" / "violin" / "v2.MOV")
     _touch(root / "cello" / "c1.mkv")
     _touch(root / "loose.mp4")
     _touch(root / "notes.txt")
     _touch(root / ".hidden" / "h.mp4")
     items = scan_videos(root)
-    assert [i.id for i in items] == ["cello/c1", "loose", "violin/deeper/v2", "violin/v1"]
+    assert [i.id for i in items] == ["cello/c1", "loose", "solos/violin/v2", "violin/v1"]
+    # the category is the folder holding the video (MUSIC layout, and synth's solos/<category>/)
     assert [i.category for i in items] == ["cello", None, "violin", "violin"]
     assert all(not i.is_sop and i.sources == (i.path,) for i in items)
     assert scan_videos(root) == items  # deterministic
@@ -326,7 +327,7 @@ def test_missing_source_and_unbuilt(tmp_path, dataset):
     cache = PreprocessCache(tmp_path / "cache", SETTINGS)
     ghost = VideoItem(tmp_path / "gone.mp4")
     report = cache.build([ghost])
-    assert report.failed == [(ghost.path, "no such file. check the path.")]
+    assert report.failed == [(ghost.path, "no such file. Check the path.")]
     (item,) = [i for i in scan_videos(dataset) if i.id == "violin/v1"]
     with pytest.raises(CacheMissError):
         cache.get(item)

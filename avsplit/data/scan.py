@@ -69,8 +69,9 @@ def sop_frame_name(index: int) -> str:
 def scan_videos(root: str | Path) -> list[VideoItem]:
     """Every video under ``root`` (recursive, hidden files skipped), sorted by path.
 
-    The category is the name of the first-level sub-folder when a video lives in
-    ``root/<category>/...``, and None for a video directly in ``root``. The id is the path
+    The category is the name of the folder holding the video (``root/<category>/<id>.mp4`` as in
+    MUSIC; also ``root/solos/<category>/<id>.mp4`` as ``avsplit synth`` writes), and None for a
+    video directly in ``root``. The id is the path
     relative to ``root`` without its extension (with it, where two files would clash).
     """
     root = Path(root)
@@ -82,7 +83,7 @@ def scan_videos(root: str | Path) -> list[VideoItem]:
     clashes = {s for s, n in Counter(stems).items() if n > 1}
     items = []
     for path, r, stem in zip(paths, rel, stems):
-        category = r.parts[0] if len(r.parts) > 1 else None
+        category = r.parts[-2] if len(r.parts) > 1 else None
         items.append(VideoItem(path=path, category=category, id=r.as_posix() if stem in clashes else stem))
     return items
 

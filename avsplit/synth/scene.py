@@ -193,9 +193,10 @@ def duet_layout(rng: np.random.Generator, width: int, height: int) -> list[tuple
 def distractor_layout(rng: np.random.Generator, width: int, height: int, count: int) -> list[tuple[float, float, float, float]]:
     """Small objects near the top or bottom edge (drawn behind the instruments)."""
     out = []
-    for _ in range(count):
+    slots = rng.permutation(count)  # spread them over the width, one slot each
+    for i in range(count):
         h = rng.uniform(0.12, 0.2) * height
-        cx = rng.uniform(0.08, 0.92) * width
+        cx = (0.06 + 0.88 * (slots[i] + rng.uniform(0.2, 0.8)) / count) * width
         cy = (rng.uniform(0.1, 0.2) if rng.random() < 0.5 else rng.uniform(0.82, 0.9)) * height
         out.append((cx, cy, h, 0.2 * width))
     return out
