@@ -20,6 +20,16 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 
+def _file_mode() -> int:
+    """Permissions of a new regular file under the current umask (mkstemp makes files 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
     """Expand files and directories into a sorted, de-duplicated list of video paths.
 
@@ -67,6 +77,8 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -610,8 +610,8 @@ class _AudioWindow:
         # Where the index declares the stream ends (MP4 edit lists cut the encoder's padding).
         self.limit = None if reader.declared_end is None else int(round((reader.declared_end - reader.start) * rate))
 
-    def _first_sample(self, frame, in_rate: int) -> int:
-        """Index (from the stream's first sample) of ``frame``'s first sample."""
+    def _sample_index(self, frame, in_rate: int) -> int:
+        """Index (from the stream's first sample) of ``frame``'s first sample, from its timestamp."""
         reader = self.reader
         ft = reader.frame_time(frame)
         exact = ((ft if ft is not None else reader.start) - reader.start) * in_rate
@@ -656,9 +656,31 @@ class _AudioWindow:
         convert_key = None
         resampler = None
         in_rate = None
-        next_in = 0  # input index (from the stream's first sample) of the next sample fed
+        layout = None
+        cursor = 0  # input index (from the stream's first sample) of the next decoded sample
+        next_in = 0  # input index of the next sample fed to the resampler
         next_out = 0  # output index of the next sample the resampler gives
         to_drop = 0
+
+        def feed(data):
+            """Resample input samples; yields output pieces inside the window."""
+            nonlocal to_drop, next_in, next_out
+            if to_drop:
+                drop = min(to_drop, data.shape[1])
+                data = data[:, drop:]
+                to_drop -= drop
+                if not data.shape[1]:
+                    return
+            outs = [data] if resampler is None else _resample(resampler, data, layout, in_rate, next_in)
+            next_in += data.shape[1]
+            for out in outs:
+                piece, next_out = self._emit(out, next_out)
+                if piece is not None:
+                    yield piece
+
+        def done() -> bool:
+            return self.remaining == 0 or (self.limit is not None and next_out >= self.limit)
+
         try:
             for frame in frames:
                 key = (frame.format.name, frame.layout.name, frame.sample_rate)
@@ -672,44 +694,51 @@ class _AudioWindow:
                     if in_rate != self.rate:
                         resampler = av.AudioResampler(format="fltp", rate=self.rate)
                     grid = in_rate // math.gcd(in_rate, self.rate)
-                    n0 = self._first_sample(frame, in_rate)
-                    next_in = -(-n0 // grid) * grid  # the first grid point at or after n0
-                    to_drop = next_in - n0
+                    cursor = self._sample_index(frame, in_rate)
+                    next_in = -(-cursor // grid) * grid  # the first grid point at or after it
+                    to_drop = next_in - cursor
                     next_out = next_in * self.rate // in_rate
+                    gap_limit = int(0.015 * in_rate + float(reader.time_base) * in_rate) + 1
                     if next_out > self.first:
                         # The stream's first decodable sample comes after the window start (a
                         # stream that starts later than declared): that time is silence.
                         piece, _ = self._emit(np.zeros((self.channels, next_out - self.first), np.float32), self.first)
                         if piece is not None:
                             yield piece
-                        if self.remaining == 0:
+                        if done():
                             return
+                else:
+                    gap = 0 if frame.pts is None else self._sample_index(frame, in_rate) - cursor
+                    if gap > gap_limit and layout is not None:
+                        # A hole in the timeline (a lost packet, a recorder that paused): it
+                        # plays as silence, and filling it keeps what follows in sync.
+                        cursor += gap
+                        while gap > 0:
+                            n = min(gap, in_rate)
+                            gap -= n
+                            yield from feed(np.zeros((1 if self.mono else _layout_channels(layout), n), np.float32))
+                            if done():
+                                return
                 for data, layout in convert(frame):
-                    if to_drop:
-                        drop = min(to_drop, data.shape[1])
-                        data = data[:, drop:]
-                        to_drop -= drop
-                        if not data.shape[1]:
-                            continue
-                    outs = [data] if resampler is None else _resample(resampler, data, layout, in_rate, next_in)
-                    next_in += data.shape[1]
-                    for out in outs:
-                        piece, next_out = self._emit(out, next_out)
-                        if piece is not None:
-                            yield piece
-                        if self.remaining == 0 or (self.limit is not None and next_out >= self.limit):
-                            return
+                    cursor += data.shape[1]
+                    yield from feed(data)
+                    if done():
+                        return
             if resampler is not None and in_rate is not None:
                 for out in resampler.resample(None):
                     piece, next_out = self._emit(_planar(out), next_out)
                     if piece is not None:
                         yield piece
-                    if self.remaining == 0:
+                    if done():
                         return
             if reader.exhausted:
                 reader.check_not_truncated()
         finally:
             frames.close()
+
+
+def _layout_channels(layout) -> int:
+    return layout.nb_channels if hasattr(layout, "nb_channels") else av.AudioLayout(layout).nb_channels
 
 
 def _planar(frame) -> np.ndarray:

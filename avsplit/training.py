@@ -30,7 +30,7 @@ from torch import nn
 
 from avsplit.checkpoint import read_metadata, save_checkpoint, software_versions
 from avsplit.config import PreprocessSettings, from_dict, to_dict
-from avsplit.console import log, make_progress, warn_line
+from avsplit.console import console, log, make_progress, warn_line
 from avsplit.data.cache import CachedVideo, PreprocessCache
 from avsplit.data.mixing import NO_AUGMENT, Augment, MixSampler
 from avsplit.data.scan import load_dataset
@@ -409,6 +409,8 @@ def train(
                     save_checkpoint(out / "best.safetensors", model, _summary(step, best, tcfg, data))
             if rank == 0 and row:
                 _append_csv(log_path, row)
+                if not console.is_terminal and "loss" in row:
+                    log.info(f"step {step}/{tcfg.steps}: loss {value:.4f}, {rate:.2f} clips/s")
                 if writer:
                     writer.add(row)
             if rank == 0 and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):

@@ -598,3 +598,33 @@ def test_mpegts_times_start_at_zero_for_audio_and_video(tmp_path):
     np.testing.assert_allclose(window, audio[j : j + len(window)], atol=1e-5)
     late = list(media.iter_frames(path, fps=25, start=1.2, duration=0.2))
     assert [read_barcode(f) for _, f in late] == [read_barcode(f) for t, f in frames if 1.2 - 1e-9 <= t < 1.4 - 1e-9][::2]
+
+
+def test_audio_gap_is_silence_and_keeps_sync(tmp_path):
+    """Audio packets missing in the middle (timestamps jump 0.5 s): the hole is silence and what
+    follows stays at its time, so the sound does not drift ahead of the pictures."""
+    rate = 22050
+    wave = tone(440, rate, 2.0)
+    chunks = list(range(0, wave.size, 1024))
+    lost = [s for s in chunks if 0.8 * rate <= s < 1.3 * rate]
+    path = tmp_path / "gap.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        for s in chunks:
+            if s in lost:
+                continue
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[None, s : s + 1024]), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, s, Fraction(1, rate)
+            for p in stream.encode(frame):
+                out.mux(p)
+        for p in stream.encode(None):
+            out.mux(p)
+    audio = media.read_audio(path, rate)
+    assert len(audio) == pytest.approx(2 * rate, abs=2048)
+    hole = slice(lost[0] + 2048, lost[-1] - 1024)
+    assert np.abs(audio[hole]).max() < 0.02
+    after = slice(lost[-1] + 4096, lost[-1] + 8192)
+    np.testing.assert_allclose(audio[after], wave[after], atol=0.05)  # in place, not early
+    late = media.read_audio(path, rate, start=1.5, duration=0.2)
+    np.testing.assert_allclose(late, audio[int(1.5 * rate) : int(1.7 * rate)], atol=1e-5)

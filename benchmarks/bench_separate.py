@@ -1,0 +1,118 @@
+"""`separate` throughput and memory.
+
+    python benchmarks/bench_separate.py [VIDEO_DIR] [--weights NAME|PATH] [--device cpu] [--long-minutes 30]
+
+Prints JSON lines:
+- ``separate``: real-time factor (seconds of video per second of wall time) of `api.separate` over
+  the directory (default: 8 synthetic 8-second duets and solos generated into a temporary folder);
+- ``decode``: real-time factor of decoding the same inputs the way `separate` does (audio windows
+  and the frames inside them, no model) -- the pipeline's floor; and their ratio;
+- ``long``: peak resident memory (max RSS of a child process) of `separate` on one long video
+  (``--long-minutes``, default 30), which must stay bounded whatever the length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def media_seconds(paths) -> float:
+    from avsplit import media
+
+    return sum(media.probe(p).duration for p in paths)
+
+
+def decode_only(paths, model) -> float:
+    from avsplit.separation import WindowStream
+
+    t0 = time.perf_counter()
+    for p in paths:
+        stream = WindowStream(Path(p), model, 0.25)
+        for _ in stream.iterate():
+            pass
+    return time.perf_counter() - t0
+
+
+def make_long_video(path: Path, minutes: float) -> None:
+    """A long 320x240 8 fps video with a noisy tone (cheap to encode)."""
+    from avsplit import media
+
+    fps, rate = 8, 22050
+    seconds = minutes * 60
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * rate)) / rate
+    audio = (0.3 * np.sin(2 * np.pi * 330 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+    audio += 0.01 * rng.standard_normal(audio.shape).astype(np.float32)
+    with media.VideoWriter(path, fps=fps, width=320, height=240, audio=audio, audio_rate=rate, preset="ultrafast") as w:
+        base = (rng.random((240, 320, 3)) * 255).astype(np.uint8)
+        for k in range(int(seconds * fps)):
+            frame = base.copy()
+            y = 100 + int(20 * np.sin(k / 5))
+            frame[y : y + 40, 140:180] = 255
+            w.write(frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="?", help="folder of videos (default: generated synthetic clips)")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--long-minutes", type=float, default=30.0, help="0 to skip the memory run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:  # the memory run, in its own process
+        from avsplit import api
+
+        api.separate([args.child], Path(args.child).parent / "out", weights=args.weights, device=args.device,
+                     sources=2, overwrite=True)
+        return
+
+    from avsplit import api
+    from avsplit.files import find_videos
+
+    with tempfile.TemporaryDirectory(prefix="avsplit-bench-") as tmp:
+        tmp = Path(tmp)
+        if args.videos:
+            videos = find_videos([args.videos])
+        else:
+            from avsplit.synth import generate_dataset
+
+            generate_dataset(tmp / "data", solos=4, duets=4, seconds=8, seed=123, jobs=1)
+            videos = sorted((tmp / "data").rglob("*.mp4"))
+        seconds = media_seconds(videos)
+        model, _, path = api.load_model(args.weights, args.device)
+        decode_s = decode_only(videos, model)
+        t0 = time.perf_counter()
+        api.separate(videos, tmp / "out", weights=args.weights, device=args.device, overwrite=True)
+        sep_s = time.perf_counter() - t0
+        print(json.dumps({"bench": "separate", "weights": str(path), "videos": len(videos), "media_s": round(seconds, 1),
+                          "wall_s": round(sep_s, 2), "rtf": round(seconds / sep_s, 2)}))
+        print(json.dumps({"bench": "decode", "wall_s": round(decode_s, 2), "rtf": round(seconds / decode_s, 2),
+                          "separate_over_decode": round(decode_s / sep_s, 3)}))
+        if args.long_minutes > 0:
+            long_path = tmp / "long" / "long.mp4"
+            make_long_video(long_path, args.long_minutes)
+            t0 = time.perf_counter()
+            cmd = [sys.executable, __file__, "--child", str(long_path), "--device", args.device]
+            if args.weights:
+                cmd += ["--weights", args.weights]
+            subprocess.run(cmd, check=True)
+            wall = time.perf_counter() - t0
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(json.dumps({"bench": "long", "minutes": args.long_minutes, "wall_s": round(wall, 1),
+                              "rtf": round(args.long_minutes * 60 / wall, 2), "peak_rss_mb": round(peak_mb, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""separate / evaluate / models through the CLI, with a tiny model: the output-layout contract."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from avsplit.checkpoint import save_checkpoint
+from avsplit.cli import app
+from avsplit.models import build_model, preset
+from avsplit.synth import generate_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(preset("tiny")).eval())
+
+
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, solos=3, duets=1, same_kind=0.0, seconds=2.5, size=(128, 96), fps=12, seed=5)
+    return root
+
+
+def _invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_separate_writes_contract_layout(tiny_weights, synth_set, tmp_path):
+    duet = next((synth_set / "duets").glob("*.mp4"))
+    out = tmp_path / "out"
+    r = _invoke("separate", duet, "-o", out, "-w", tiny_weights, "--sources", "2", "-q")
+    assert r.exit_code == 0, r.output
+    folder = out / duet.stem
+    meta = json.loads((folder / "sources.json").read_text())
+    assert [s["file"] for s in meta["sources"]] == ["source-1.wav", "source-2.wav"]
+    centres = [(s["box"][0] + s["box"][2]) / 2 for s in meta["sources"]]
+    assert centres == sorted(centres)  # ordered left to right
+    for s in meta["sources"]:
+        x0, y0, x1, y1 = s["box"]
+        assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 96  # the video's own pixel coordinates
+        assert 0.0 <= s["confidence"] <= 1.0
+    mix = sf.read(folder / "residual.wav")[0]
+    s1, rate = sf.read(folder / "source-1.wav")
+    s2 = sf.read(folder / "source-2.wav")[0]
+    assert rate == preset("tiny").audio.sample_rate
+    assert len(s1) == len(s2) == len(mix) == pytest.approx(2.5 * rate, abs=rate * 0.05)
+    # residual = mixture - sum of sources: adding them back gives the mixture's sound track
+    from avsplit import media
+
+    original = media.read_audio(duet, rate)[: len(s1)]
+    np.testing.assert_allclose(s1 + s2 + mix, original[: len(s1)], atol=3e-3)
+
+
+def test_separate_grid_box_skip_overwrite_and_sr(tiny_weights, synth_set, tmp_path):
+    duet = next((synth_set / "duets").glob("*.mp4"))
+    out = tmp_path / "o"
+    r = _invoke("separate", duet, "-o", out, "-w", tiny_weights, "--grid", "1x3", "--sr", "16000", "--format", "flac", "-q")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / duet.stem / "sources.json").read_text())
+    assert meta["method"] == "grid" and len(meta["sources"]) == 3
+    assert sf.info(out / duet.stem / "source-1.flac").samplerate == 16000
+    stamp = (out / duet.stem / "sources.json").stat().st_mtime_ns
+    r = _invoke("separate", duet, "-o", out, "-w", tiny_weights, "--grid", "1x3", "-q")
+    assert r.exit_code == 0 and (out / duet.stem / "sources.json").stat().st_mtime_ns == stamp  # skipped
+    r = _invoke("separate", duet, "-o", out, "-w", tiny_weights, "--box", "0,0,60,96", "--box", "64,0,128,96",
+                "--overwrite", "-q")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / duet.stem / "sources.json").read_text())
+    assert meta["method"] == "box" and [s["box"] for s in meta["sources"]] == [[0, 0, 60, 96], [64, 0, 128, 96]]
+
+
+def test_separate_mix_layout(tiny_weights, synth_set, tmp_path):
+    a, b = sorted((synth_set / "solos").rglob("*.mp4"))[:2]
+    r = _invoke("separate", "--mix", a, b, "-o", tmp_path, "-w", tiny_weights, "-q")
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / f"{a.stem}+{b.stem}"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["mixture.wav", f"{a.stem}.wav", f"{b.stem}.wav"])
+    mix = sf.read(folder / "mixture.wav")[0]
+    assert np.abs(mix).max() > 0.01
+
+
+def test_bad_files_are_one_line_each_and_batch_goes_on(tiny_weights, synth_set, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "empty.mp4").write_bytes(b"")
+    (inputs / "notes.mp4").write_text("not a video")
+    good = next((synth_set / "solos").rglob("*.mp4"))
+    (inputs / "good clip é.mp4").write_bytes(good.read_bytes())
+    r = runner.invoke(app, ["separate", str(inputs), "-o", str(tmp_path / "out"), "-w", str(tiny_weights), "-q"])
+    assert r.exit_code == 1
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and any("empty.mp4" in e for e in errors) and any("notes.mp4" in e for e in errors)
+    assert (tmp_path / "out" / "good clip é" / "sources.json").exists()
+    assert not (tmp_path / "out" / "empty").exists()
+
+
+def test_missing_or_corrupt_weights_is_one_clear_line(synth_set, tmp_path):
+    clip = next((synth_set / "solos").rglob("*.mp4"))
+    r = _invoke("separate", clip, "-o", tmp_path, "-w", tmp_path / "nope.safetensors")
+    assert r.exit_code == 1 and "nope.safetensors" in r.output and "Traceback" not in r.output
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    r = _invoke("separate", clip, "-o", tmp_path, "-w", bad)
+    assert r.exit_code == 1 and "corrupt" in r.output
+
+
+def test_evaluate_writes_json_csv_markdown_and_report(tiny_weights, synth_set, tmp_path):
+    r = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "2", "--json", tmp_path / "e.json",
+                "--csv", tmp_path / "e.csv", "--markdown", tmp_path / "e.md", "--report", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert set(data["summary"]) >= {"mix", "wild/different-kind"}
+    mix = data["summary"]["mix"]
+    assert mix["oracle_ibm"]["sdr"]["mean"] > mix["mixture"]["sdr"]["mean"] + 3  # upper bound above lower bound
+    assert len([i for i in data["items"] if i["protocol"] == "mix"]) == 2
+    assert (tmp_path / "e.csv").read_text().count("\n") == len(data["items"]) + 1
+    assert "| mix | model |" in (tmp_path / "e.md").read_text()
+    pages = list((tmp_path / "rep").glob("*/index.html"))
+    assert len(pages) == 2 and (pages[0].parent / "mixture.wav").exists() and (pages[0].parent / "mask-1.png").exists()
+    # deterministic: same seed, same mixtures and scores
+    r2 = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "2", "--json", tmp_path / "f.json", "-q")
+    again = json.loads((tmp_path / "f.json").read_text())
+    assert [i["model_sdr"] for i in again["items"]] == [i["model_sdr"] for i in data["items"]]
+
+
+def test_models_lists_registry():
+    r = _invoke("models")
+    assert r.exit_code == 0
