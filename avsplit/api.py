@@ -108,7 +108,7 @@ def separate(
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
     from avsplit.files import ensure_dir, find_videos
-    from avsplit.separation import SeparationEngine, separate_mix, separate_video
+    from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
 
     if fmt not in ("wav", "flac"):
         raise ConfigError(f"unknown format {fmt!r}", fix="use wav or flac")
@@ -118,8 +118,6 @@ def separate(
         raise ConfigError("--overlap must be in [0, 1)")
     out = ensure_dir(out)
     model, meta, path = load_model(weights, device)
-    if jobs > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     summary = BatchSummary()
     if mix:
@@ -132,22 +130,18 @@ def separate(
     videos = find_videos(inputs)
     if not videos:
         raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
+    spec = RegionSpec(num_sources=sources, grid=grid, boxes=boxes)
     with make_progress() as progress:
         task = progress.add_task("separating", total=len(videos), status="")
-        for video in videos:
-            progress.update(task, status=video.name)
-            try:
-                result = separate_video(video, out, engine, num_sources=sources, grid=grid, boxes=boxes,
-                                        overlap=overlap, fmt=fmt, sample_rate=sample_rate, overwrite=overwrite,
-                                        weights_name=str(path))
-            except OutputError:
-                raise
-            except AvsplitError as exc:
-                error_line(str(exc))
-                summary.failed.append((video, str(exc)))
+        for video, result, error in separate_videos(videos, out, engine, regions=spec, overlap=overlap, fmt=fmt,
+                                                    sample_rate=sample_rate, overwrite=overwrite, jobs=jobs,
+                                                    weights_name=str(path)):
+            if error:
+                error_line(error)
+                summary.failed.append((video, error))
             else:
                 (summary.skipped if result.skipped else summary.done).append(result.folder)
-            progress.advance(task)
+            progress.update(task, advance=1, status=video.name)
     return summary
 
 

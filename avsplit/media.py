@@ -72,13 +72,22 @@ _AUDIO_PREROLL = 0.25
 _SEEK_GAP = 2.0
 # Consecutive demuxer errors after which the data is taken to stop there.
 _MAX_DEMUX_FAILURES = 20
-# Times within this of a frame's timestamp count as that frame (float rounding of timestamps).
+# Times within this of a frame's timestamp count as that frame (float rounding of timestamps);
+# for coarse timestamps (Matroska: 1 ms) half a timestamp unit, see _tolerance.
 _EPS = 1e-6
+
 # Formats whose header states the duration (rather than FFmpeg estimating it from the bit rate):
 # for them, data that stops well before that duration means the file was cut.
 _DECLARED_DURATION_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi"})
+# Audio codecs whose frames (packets) all hold the same number of samples, but the last.
+_FIXED_FRAME_CODECS = frozenset({"aac", "mp3", "mp3float", "mp2", "mp2float", "ac3", "eac3", "opus", "flac", "dca", "truehd"})
 # First boxes of an ISO base media file (MP4/MOV/M4A/3GP).
 _ISO_BMFF_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"})
+
+
+def _tolerance(stream) -> float:
+    """How far before a frame's stated time it may really start: rounding of its timestamp."""
+    return max(_EPS, float(stream.time_base) / 2) if stream.time_base else _EPS
 
 
 def _one_line(text: object) -> str:
@@ -195,10 +204,15 @@ def _origin(container) -> float:
     return min(starts) if starts else 0.0
 
 
+def _states_length(container) -> bool:
+    """Whether the format's header or index states the length (MP4, MKV, AVI), rather than FFmpeg
+    estimating it (from the bit rate for MP3, from the last timestamps for MPEG-TS)."""
+    return bool(set((container.format.name or "").split(",")) & _DECLARED_DURATION_FORMATS)
+
+
 def _declared_file_end(container) -> float | None:
     """The file's length as its header states it, for formats where that is reliable."""
-    names = set((container.format.name or "").split(","))
-    if container.duration is None or not (names & _DECLARED_DURATION_FORMATS):
+    if container.duration is None or not _states_length(container):
         return None
     return container.duration / av.time_base
 
@@ -326,8 +340,7 @@ def _scan_end(container, origin: float) -> float | None:
 
 def _data_stops_early(container, origin: float, duration: float) -> bool:
     """Whether the data ends well before the declared ``duration`` (cheap: one seek near the end)."""
-    has_stream_durations = any(s.duration for s in container.streams if s.type in ("audio", "video"))
-    if not has_stream_durations and _declared_file_end(container) is None:
+    if not _states_length(container):
         return False  # the length is an estimate: nothing to compare against
     declared = duration
     try:
@@ -357,6 +370,10 @@ def _data_stops_early(container, origin: float, duration: float) -> bool:
 # ------------------------------------------------------------------------------ stream reader
 
 
+class _SeekFailed(Exception):
+    """The demuxer refused a seek."""
+
+
 class _StreamReader:
     """Demuxes a container and decodes one of its streams, tracking where the data ends.
 
@@ -375,7 +392,7 @@ class _StreamReader:
         # (rounded to the microsecond: FFmpeg gives the file's start in microseconds)
         self.start = round(start - self.origin, 6) if start is not None else 0.0
         length = _stream_seconds(stream.duration, stream.time_base)
-        self.declared_end = self.start + length if length else None
+        self.declared_end = self.start + length if length and _states_length(container) else None
         self.file_declared_end = _declared_file_end(container)
         self.stream_data_end: float | None = None
         self.file_data_end: float | None = None
@@ -395,22 +412,27 @@ class _StreamReader:
     def seek(self, seconds: float) -> None:
         """Position at the last keyframe at or before ``seconds`` (from the file start)."""
         ts = int(math.floor((seconds + self.origin) / self.time_base))
+        self.fresh = False
         try:
             self.container.seek(ts, stream=self.stream, backward=True)
-        except (av.error.FFmpegError, OSError):
-            try:
-                self.container.seek(ts, stream=self.stream, backward=False)
-            except (av.error.FFmpegError, OSError) as exc:
-                raise UnreadableMediaError(
-                    f"cannot seek to {seconds:.2f} s ({_ffmpeg_reason(exc)})", self.path, _FIX_UNREADABLE
-                ) from exc
-        self.fresh = False
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _SeekFailed(_ffmpeg_reason(exc)) from exc
         self.exhausted = False
         self.failure = None
 
     def rewind(self) -> None:
-        if not self.fresh:
+        """Back to the first packet (nothing to do if nothing was read yet)."""
+        if self.fresh:
+            return
+        try:
             self.seek(self.start)
+        except _SeekFailed:
+            try:
+                self.container.seek(0, backward=True)  # in microseconds, for the whole file
+            except (av.error.FFmpegError, OSError) as exc:
+                raise UnreadableMediaError(
+                    f"cannot seek back to its start ({_ffmpeg_reason(exc)})", self.path, _FIX_UNREADABLE
+                ) from exc
 
     # ---- decoding
     def frames(self) -> Iterator:
@@ -499,7 +521,7 @@ def _frames_at(reader: _StreamReader, t: float, lead: float = 0.0) -> Iterator:
     """Decoded frames starting at or before ``t - lead``: seeks, and seeks further back if the
     demuxer lands after that point; decodes from the start when ``t - lead`` is near it."""
     target = t - lead
-    accept = target + (lead / 2 if lead else 1e-3)
+    accept = target + (lead / 2 if lead else _tolerance(reader.stream))
     back = 0.0
     while True:
         where = target - back
@@ -507,7 +529,13 @@ def _frames_at(reader: _StreamReader, t: float, lead: float = 0.0) -> Iterator:
             reader.rewind()
             yield from reader.frames()
             return
-        reader.seek(where)
+        try:
+            reader.seek(where)
+        except _SeekFailed:
+            # Some demuxers (raw FLAC without a seek table, ...) refuse some targets: try
+            # further back, and in the end decode from the start.
+            back = 1.0 if back == 0 else back * 4
+            continue
         packets_before = reader.packets
         frames = reader.frames()
         first = next(frames, None)
@@ -610,21 +638,41 @@ class _AudioWindow:
         # Where the index declares the stream ends (MP4 edit lists cut the encoder's padding).
         self.limit = None if reader.declared_end is None else int(round((reader.declared_end - reader.start) * rate))
 
-    def _sample_index(self, frame, in_rate: int) -> int:
-        """Index (from the stream's first sample) of ``frame``'s first sample, from its timestamp."""
+    def _sample_index(self, frame, in_rate: int, following=None) -> int:
+        """Index (from the stream's first sample) of ``frame``'s first sample, from its timestamp.
+
+        Timestamps coarser than a sample (Matroska/WebM: 1 ms) are made exact with the codec's
+        frame grid: frames of a fixed-size codec end at multiples of its frame size (less the
+        decoder's initial skip, the Opus pre-skip). The first frame after a seek may be cut
+        short by the decoder (Opus skips its pre-roll again), so the ``following`` frame, when
+        given, pins the grid instead.
+        """
         reader = self.reader
-        ft = reader.frame_time(frame)
-        exact = ((ft if ft is not None else reader.start) - reader.start) * in_rate
-        n0 = int(round(exact))
         tick = float(reader.time_base) * in_rate  # samples per timestamp unit
-        size = reader.stream.codec_context.frame_size
-        if tick > 1.0 and size and frame.samples == size:
-            # Timestamps coarser than a sample (Matroska: 1 ms): frames of a fixed-size codec
-            # start at multiples of its frame size, which pins the exact sample.
-            snapped = int(round(exact / size)) * size
-            if abs(snapped - exact) <= tick:
-                n0 = snapped
-        return n0
+
+        def exact(f) -> float:
+            ft = reader.frame_time(f)
+            return ((ft if ft is not None else reader.start) - reader.start) * in_rate
+
+        def on_grid(f) -> int | None:
+            ctx = reader.stream.codec_context
+            size = ctx.frame_size or (f.samples if ctx.name in _FIXED_FRAME_CODECS else 0)
+            if not size or f.pts is None:
+                return None
+            end = exact(f) + f.samples
+            delay = ctx.delay or 0
+            snapped = int(round((end + delay) / size)) * size - delay
+            return snapped - f.samples if abs(snapped - end) <= tick else None
+
+        if tick > 1.0:
+            if following is not None and following.pts is not None and frame.pts is not None:
+                nxt = on_grid(following)
+                if nxt is not None and abs(nxt - frame.samples - exact(frame)) <= 2 * tick:
+                    return nxt - frame.samples
+            here = on_grid(frame)
+            if here is not None:
+                return here
+        return int(round(exact(frame)))
 
     def _emit(self, out: np.ndarray, next_out: int) -> tuple[np.ndarray | None, int]:
         """The part of ``out`` (output samples numbered from ``next_out``) that is in the window."""
@@ -681,8 +729,16 @@ class _AudioWindow:
         def done() -> bool:
             return self.remaining == 0 or (self.limit is not None and next_out >= self.limit)
 
+        following = None
+        if float(reader.time_base) * (reader.stream.codec_context.sample_rate or 1) > 1.0:
+            # Coarse timestamps: look at the second frame too (see _sample_index).
+            head = [f for f in (next(frames, None), next(frames, None)) if f is not None]
+            following = head[1] if len(head) > 1 else None
+            frames_in = itertools.chain(head, frames)
+        else:
+            frames_in = frames
         try:
-            for frame in frames:
+            for frame in frames_in:
                 key = (frame.format.name, frame.layout.name, frame.sample_rate)
                 if key != convert_key:
                     if in_rate is not None and frame.sample_rate != in_rate:
@@ -694,7 +750,7 @@ class _AudioWindow:
                     if in_rate != self.rate:
                         resampler = av.AudioResampler(format="fltp", rate=self.rate)
                     grid = in_rate // math.gcd(in_rate, self.rate)
-                    cursor = self._sample_index(frame, in_rate)
+                    cursor = self._sample_index(frame, in_rate, following)
                     next_in = -(-cursor // grid) * grid  # the first grid point at or after it
                     to_drop = next_in - cursor
                     next_out = next_in * self.rate // in_rate
@@ -912,6 +968,7 @@ def iter_frames(
         ctx = stream.codec_context
         convert = _RGB(*scaled_size(ctx.width, ctx.height, short_side, size))
         reader = _StreamReader(container, stream, path)
+        eps = _tolerance(stream)
         frames = _frames_at(reader, start)
         default_period = 1.0 / float(stream.average_rate) if stream.average_rate else None
         try:
@@ -922,7 +979,7 @@ def iter_frames(
                     if t is None:
                         t = (last_t + (default_period or 0.0)) if last_t is not None else start
                     last_t = t
-                    if t < start - _EPS:
+                    if t < start - eps:
                         continue
                     if t >= end:
                         return
@@ -940,7 +997,7 @@ def iter_frames(
                 t = reader.frame_time(frame)
                 if t is None:
                     t = held_t + (default_period or step) if held is not None else target
-                while target < end and held is not None and t > target + _EPS:
+                while target < end and held is not None and t > target + eps:
                     if held_rgb is None:
                         held_rgb = convert(held)
                     yield target, held_rgb
@@ -1003,6 +1060,7 @@ def read_frames(
         out_w, out_h = scaled_size(ctx.width, ctx.height, short_side, size)
         convert = _RGB(out_w, out_h)
         reader = _StreamReader(container, stream, path)
+        eps = _tolerance(stream)
         result = np.empty((wanted.size, out_h, out_w, 3), np.uint8)
         frames = None
         held = held_rgb = pending = None
@@ -1027,7 +1085,7 @@ def read_frames(
                             break
                         pt = reader.frame_time(pending)
                         pending_t = pt if pt is not None else (held_t + 1e-3 if held is not None else t)
-                    if pending_t <= t + _EPS:
+                    if pending_t <= t + eps:
                         held, held_t, held_rgb, pending = pending, pending_t, None, None
                         continue
                     break
@@ -1038,7 +1096,7 @@ def read_frames(
                     # t is before the stream's first frame: the first frame is on screen.
                     result[idx] = convert(pending)
                     continue
-                if exhausted and t > held_t + (_frame_period(held) or 0.0) + _EPS:
+                if exhausted and t > held_t + (_frame_period(held) or 0.0) + eps:
                     reader.check_not_truncated()
                 if held_rgb is None:
                     held_rgb = convert(held)
@@ -1106,6 +1164,7 @@ class VideoWriter:
         self._astream = None
         self._audio = None
         self._encoding = False
+        self._aborted = False
         self._atomic = atomic_path(self.path)
         try:
             self._tmp = self._atomic.__enter__()
@@ -1170,6 +1229,8 @@ class VideoWriter:
 
     def close(self) -> Path:
         """Flush the encoders and move the file into place."""
+        if self._aborted:
+            raise ValueError("VideoWriter was aborted after an error; nothing was written")
         if self._closed:
             return self.path
         if self._frames == 0:
@@ -1312,6 +1373,7 @@ class VideoWriter:
         if self._closed:
             return
         self._closed = True
+        self._aborted = True
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()

@@ -29,7 +29,7 @@ from avsplit.chunking import OverlapAdd, Window, plan_windows
 from avsplit.console import log, warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
-from avsplit.models import AVSeparator
+from avsplit.models import AVSeparator, ModelConfig
 from avsplit.models.appearance import normalize_frames
 from avsplit.resample import StreamResampler
 
@@ -52,10 +52,10 @@ class WindowStream:
     frame rate, and only those of the current window are kept.
     """
 
-    def __init__(self, path: Path, model: AVSeparator, overlap: float, info: media.MediaInfo | None = None,
+    def __init__(self, path: Path, model: AVSeparator | ModelConfig, overlap: float, info: media.MediaInfo | None = None,
                  need_audio: bool = True):
         self.path = Path(path)
-        self.cfg = model.config
+        self.cfg = model if isinstance(model, ModelConfig) else model.config
         self.info = info or media.probe(self.path)
         self.info.require_video()
         if need_audio:
@@ -282,23 +282,29 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
     return labels
 
 
-@torch.no_grad()
-def discover_regions(
-    engine: SeparationEngine, stream: WindowStream, num_sources: int | None
-) -> list[Region]:
-    """Find the sounding regions of a video by clustering pixel features (see module doc)."""
+def discovery_windows(stream: WindowStream) -> tuple[np.ndarray, np.ndarray]:
+    """Audio ``(M, S)`` and frames ``(M, F, H, W, 3)`` of up to :data:`DISCOVERY_WINDOWS` windows spread
+    over the video (read by seeking), from which its sources are found."""
     windows = stream.windows
     pick = np.unique(np.linspace(0, len(windows) - 1, min(DISCOVERY_WINDOWS, len(windows))).round().astype(int))
     chosen = [windows[i] for i in pick]
     audio = np.stack([stream.audio(w) for w in chosen])
     frames = np.stack([stream.frames_at(stream.frame_times(w)) for w in chosen])
+    return audio, frames
+
+
+@torch.no_grad()
+def find_regions(
+    engine: SeparationEngine, audio: np.ndarray, frames: np.ndarray, video_size: tuple[int, int],
+    num_sources: int | None, path: Path | str = "",
+) -> list[Region]:
+    """Cluster the sounding pixels of a few windows into sources (see the module doc)."""
     spec, warped, feats = engine.analyse(audio)
     raw = engine.visual(frames)  # (M, K, h, w)
     energy = engine.pixel_energy(raw, warped, feats).mean(0).cpu().numpy()  # (h, w)
     h, w = energy.shape
-    video_size = (stream.info.width, stream.info.height)
     if float(np.abs(audio).max()) < 1e-4:
-        warn_line(f"{stream.path}: the audio is silent; writing one silent source")
+        warn_line(f"{path}: the audio is silent; writing one silent source")
         return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
     sounding = energy >= max(0.5 * float(energy.max()), 1e-6)
     feat_vec = torch.sigmoid(raw).mean(0).permute(1, 2, 0).cpu().numpy()  # (h, w, K)
@@ -316,7 +322,7 @@ def discover_regions(
             members = coords[labels == j]
             cells[members[:, 0], members[:, 1]] = True
             if cells.any():
-                regions.append(Region(cells, cells_to_box(cells, stream.frame_size, video_size)))
+                regions.append(Region(cells, cells_to_box(cells, (w, h), video_size)))
         vecs = region_vectors(raw, regions)  # (M, R, K)
         est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
         flat = est.flatten(2).transpose(0, 1).flatten(1).cpu().numpy()  # (R, M*Fl*T)
@@ -331,6 +337,12 @@ def discover_regions(
             break
     assert best is not None
     return sorted(best, key=lambda r: (r.box[0] + r.box[2]) / 2)
+
+
+def discover_regions(engine: SeparationEngine, stream: WindowStream, num_sources: int | None) -> list[Region]:
+    """Find the sounding regions of a video by clustering pixel features (see module doc)."""
+    audio, frames = discovery_windows(stream)
+    return find_regions(engine, audio, frames, (stream.info.width, stream.info.height), num_sources, stream.path)
 
 
 @dataclass
@@ -382,6 +394,194 @@ def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, 
     _emit(joiner.finish())
 
 
+@dataclass
+class RegionSpec:
+    """How to get a video's regions: discovered (``num_sources`` or automatic), a grid, or boxes."""
+
+    num_sources: int | None = None
+    grid: tuple[int, int] | None = None
+    boxes: Sequence[Sequence[float]] | None = None
+
+    @property
+    def method(self) -> str:
+        return "box" if self.boxes else ("grid" if self.grid else "cluster")
+
+
+class VideoWindowSource(torch.utils.data.IterableDataset):
+    """Decodes videos for separation, in DataLoader worker processes when ``-j`` > 1.
+
+    Each worker takes every n-th video and yields, in order, a ``start`` message (probe info,
+    windows, and the discovery windows when sources must be found), one ``window`` message per
+    window (its mixture audio and the frames inside it), then ``end`` -- or ``error`` with the
+    one-line reason as soon as the video fails.
+    """
+
+    def __init__(self, paths: Sequence[Path], config: ModelConfig, overlap: float, discover: bool):
+        self.paths = [Path(p) for p in paths]
+        self.config = config
+        self.overlap = overlap
+        self.discover = discover
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        ids = range(len(self.paths)) if info is None else range(info.id, len(self.paths), info.num_workers)
+        for i in ids:
+            try:
+                stream = WindowStream(self.paths[i], self.config, self.overlap)
+                disc = discovery_windows(stream) if self.discover else None
+                yield {"kind": "start", "video": i, "info": stream.info, "total": stream.total,
+                       "windows": stream.windows, "frame_size": stream.frame_size, "discovery": disc}
+                for win, audio, frames in stream.iterate():
+                    yield {"kind": "window", "video": i, "window": win, "audio": audio, "frames": frames}
+                yield {"kind": "end", "video": i}
+            except AvsplitError as exc:
+                yield {"kind": "error", "video": i, "message": str(exc)}
+
+
+def _passthrough(item):
+    return item
+
+
+@dataclass
+class _VideoJob:
+    path: Path
+    folder: Path
+    info: media.MediaInfo
+    regions: list[Region]
+    joiner: OverlapAdd
+    writers: list[StreamingWavWriter]
+    residual: StreamingWavWriter
+    names: list[str]
+
+    def emit(self, piece: np.ndarray) -> None:
+        if not piece.shape[1]:
+            return
+        sources, mix = piece[:-1], piece[-1]
+        for wtr, src in zip(self.writers, sources):
+            wtr.write(src)
+        self.residual.write(mix - sources.sum(0))
+
+    def abort(self) -> None:
+        for wtr in self.writers + [self.residual]:
+            wtr.abort()
+
+
+def separate_videos(
+    paths: Sequence[Path],
+    out: Path,
+    engine: SeparationEngine,
+    *,
+    regions: RegionSpec = RegionSpec(),
+    overlap: float = 0.25,
+    fmt: str = "wav",
+    sample_rate: int | None = None,
+    overwrite: bool = False,
+    jobs: int = 1,
+    weights_name: str = "",
+) -> Iterator[tuple[Path, SeparateResult | None, str | None]]:
+    """Separate many videos; yields ``(path, result, None)`` or ``(path, None, error line)`` as each ends.
+
+    Decoding runs in ``jobs`` worker processes (in-process for ``jobs`` <= 1); windows of all the
+    videos in flight are batched together through the model (``engine.batch`` per forward pass),
+    so many short videos keep a GPU busy. Existing outputs are skipped unless ``overwrite``.
+    """
+    cfg = engine.model.config
+    todo = []
+    for p in paths:
+        folder = out / Path(p).stem
+        if (folder / "sources.json").exists() and not overwrite:
+            yield Path(p), SeparateResult(folder, skipped=True), None
+        else:
+            todo.append(Path(p))
+    if not todo:
+        return
+    source = VideoWindowSource(todo, cfg, overlap, discover=regions.method == "cluster")
+    workers = min(jobs, len(todo)) if jobs > 1 else 0
+    loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=workers, collate_fn=_passthrough,
+                                         prefetch_factor=4 if workers else None)
+    rate = cfg.audio.sample_rate
+    out_rate = sample_rate or rate
+    size = cfg.audio.clip_samples
+    jobs_by_id: dict[int, _VideoJob] = {}
+    failed: set[int] = set()
+    pending: list[dict] = []
+
+    def flush() -> None:
+        groups: dict[tuple, list[dict]] = {}
+        for msg in pending:
+            groups.setdefault(msg["frames"].shape, []).append(msg)
+        pending.clear()
+        for group in groups.values():
+            spec, _, feats = engine.analyse(np.stack([m["audio"] for m in group]))
+            raw = engine.visual(np.stack([m["frames"] for m in group]))
+            for b, msg in enumerate(group):
+                job = jobs_by_id[msg["video"]]
+                vectors = region_vectors(raw[b : b + 1], job.regions)
+                est = engine.separate(spec[b : b + 1], feats[b : b + 1], vectors, size)[0]  # (R, S)
+                job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
+
+    def start(msg: dict) -> _VideoJob:
+        path = todo[msg["video"]]
+        info = msg["info"]
+        video_size = (info.width, info.height)
+        fw, fh = msg["frame_size"]
+        grid_shape = tuple(engine.visual(np.zeros((1, cfg.video.num_frames, fh, fw, 3), np.uint8)).shape[-2:])
+        if regions.boxes:
+            found = box_regions(regions.boxes, grid_shape, video_size)
+        elif regions.grid:
+            found = grid_regions(regions.grid[0], regions.grid[1], grid_shape, (fw, fh), video_size)
+        else:
+            audio, frames = msg["discovery"]
+            found = find_regions(engine, audio, frames, video_size, regions.num_sources, path)
+        folder = ensure_dir(out / path.stem)
+        names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
+        writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
+        residual = StreamingWavWriter(folder / f"residual.{fmt}", rate, fmt, out_rate)
+        return _VideoJob(path, folder, info, found, OverlapAdd(msg["total"], size, msg["windows"]), writers, residual, names)
+
+    def finish(job: _VideoJob) -> SeparateResult:
+        job.emit(job.joiner.finish())
+        for wtr in job.writers + [job.residual]:
+            wtr.close()
+        sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
+                    "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
+        meta = {"video": str(job.path), "method": regions.method, "sample_rate": out_rate,
+                "duration": job.info.duration, "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
+        with atomic_path(job.folder / "sources.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+        files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
+        return SeparateResult(job.folder, files, sources)
+
+    try:
+        for msg in loader:
+            vid = msg["video"]
+            if vid in failed:
+                continue
+            kind = msg["kind"]
+            try:
+                if kind == "start":
+                    jobs_by_id[vid] = start(msg)
+                elif kind == "window":
+                    pending.append(msg)
+                    if len(pending) >= engine.batch:
+                        flush()
+                elif kind == "end":
+                    flush()
+                    yield todo[vid], finish(jobs_by_id.pop(vid)), None
+                else:
+                    raise AvsplitError(msg["message"])
+            except AvsplitError as exc:
+                pending[:] = [m for m in pending if m["video"] != vid]
+                failed.add(vid)
+                job = jobs_by_id.pop(vid, None)
+                if job is not None:
+                    job.abort()
+                yield todo[vid], None, str(exc)
+    finally:
+        for job in jobs_by_id.values():
+            job.abort()
+
+
 def separate_video(
     path: Path,
     out: Path,
@@ -397,44 +597,13 @@ def separate_video(
     weights_name: str = "",
 ) -> SeparateResult:
     """Write ``OUT/<stem>/source-<k>.<fmt>``, ``residual.<fmt>`` and ``sources.json`` for one video."""
-    folder = out / Path(path).stem
-    if (folder / "sources.json").exists() and not overwrite:
-        return SeparateResult(folder, skipped=True)
-    stream = WindowStream(Path(path), engine.model, overlap)
-    first_raw_shape = _grid_shape(engine, stream)
-    video_size = (stream.info.width, stream.info.height)
-    if boxes:
-        regions = box_regions(boxes, first_raw_shape, video_size)
-        method = "box"
-    elif grid:
-        regions = grid_regions(grid[0], grid[1], first_raw_shape, stream.frame_size, video_size)
-        method = "grid"
-    else:
-        regions = discover_regions(engine, stream, num_sources)
-        method = "cluster"
-    ensure_dir(folder)
-    rate = engine.model.config.audio.sample_rate
-    out_rate = sample_rate or rate
-    names = [f"source-{k + 1}.{fmt}" for k in range(len(regions))]
-    writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
-    residual = StreamingWavWriter(folder / f"residual.{fmt}", rate, fmt, out_rate)
-    try:
-        _stream_outputs(engine, stream, lambda frames: region_vectors(engine.visual(np.stack(frames)), regions), writers, residual)
-    except BaseException:
-        for wtr in writers + [residual]:
-            wtr.abort()
-        raise
-    for wtr in writers + [residual]:
-        wtr.close()
-    sources = [
-        {"index": k + 1, "file": names[k], "box": [round(v, 1) for v in r.box], "confidence": round(r.confidence, 4)}
-        for k, r in enumerate(regions)
-    ]
-    meta = {"video": str(path), "method": method, "sample_rate": out_rate, "duration": stream.info.duration,
-            "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
-    with atomic_path(folder / "sources.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
-    return SeparateResult(folder, [folder / n for n in names] + [folder / f"residual.{fmt}"], sources)
+    spec = RegionSpec(num_sources, grid, boxes)
+    for _, result, error in separate_videos([Path(path)], out, engine, regions=spec, overlap=overlap, fmt=fmt,
+                                            sample_rate=sample_rate, overwrite=overwrite, weights_name=weights_name):
+        if error:
+            raise AvsplitError(error)
+        return result  # type: ignore[return-value]
+    raise AvsplitError("nothing was separated", Path(path))
 
 
 def _grid_shape(engine: SeparationEngine, stream: WindowStream) -> tuple[int, int]:

@@ -628,3 +628,45 @@ def test_audio_gap_is_silence_and_keeps_sync(tmp_path):
     np.testing.assert_allclose(audio[after], wave[after], atol=0.05)  # in place, not early
     late = media.read_audio(path, rate, start=1.5, duration=0.2)
     np.testing.assert_allclose(late, audio[int(1.5 * rate) : int(1.7 * rate)], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name, codec, rate, layout, atol",
+    [
+        ("opus.webm", "libopus", 48000, "stereo", 5e-4),  # YouTube's audio; 1 ms timestamps, pre-skip
+        ("flac.mkv", "flac", 44100, "stereo", 1e-5),
+        ("mp3.mp3", "libmp3lame", 44100, "stereo", 1e-5),
+        ("ac3.mkv", "ac3", 48000, "5.1", 1e-5),
+        ("raw.flac", "soundfile", 8000, "mono", 1e-5),  # its demuxer refuses some seeks
+    ],
+)
+def test_windows_equal_full_decode_across_codecs(tmp_path, name, codec, rate, layout, atol):
+    """Opus states no exact sample positions (WebM times are in ms, and the decoder skips its
+    pre-roll again after a seek), FLAC files refuse some seeks: windows still line up."""
+    if codec == "soundfile":
+        import soundfile
+
+        path = tmp_path / name
+        soundfile.write(str(path), tone(440, rate, 3.0), rate)
+    else:
+        if codec not in av.codecs_available:
+            pytest.skip(f"{codec} not in this FFmpeg build")
+        path = write_av(tmp_path / name, seconds=3.0, video=False, audio_codec=codec, audio_rate=rate, layout=layout)
+    full = media.read_audio(path, SR)
+    assert len(full) == pytest.approx(3 * SR, abs=0.01 * SR)
+    assert peak_hz(full[500:-500], SR) == pytest.approx(440, abs=2)
+    for start in (0.77, 1.5, 1.91, 2.2):
+        window = media.read_audio(path, SR, start=start, duration=0.5)
+        j = round(start * SR)
+        np.testing.assert_allclose(window, full[j : j + len(window)], atol=atol, rtol=0)
+
+
+def test_matroska_millisecond_times_are_frame_accurate(tmp_path):
+    """Matroska rounds 30 fps frame times to the millisecond (frame 20 at 0.667 s): sampling at
+    exactly k/3 s still gives frame 10k, from the start, after a seek and by read_frames."""
+    path = write_av(tmp_path / "clip.mkv", seconds=4.0, fps=30, audio_rate=None, x264={"g": "15"})
+    assert [read_barcode(f) for _, f in media.iter_frames(path, fps=3)] == [10 * k for k in range(12)]
+    assert [read_barcode(f) for _, f in media.iter_frames(path, fps=3, start=2 / 3, duration=1.0)] == [20, 30, 40]
+    assert [read_barcode(f) for f in media.read_frames(path, [2 / 3, 7 / 3, 1 / 3])] == [20, 70, 10]
+    own = list(media.iter_frames(path, start=2 / 3, duration=0.1))
+    assert [read_barcode(f) for _, f in own] == [20, 21, 22]

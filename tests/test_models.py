@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from avsplit.errors import CheckpointError, ConfigError
+from avsplit.models import build_model, preset
+from avsplit.models.appearance import AppearanceNet, build_resnet18
+from avsplit.models.audio_unet import AudioUNet
+from avsplit.models.config import AppearanceConfig, AudioNetConfig
+from avsplit.models.synthesizer import Synthesizer
+
+
+def test_appearance_net_output_stride_16_with_dilated_last_stage():
+    net = AppearanceNet(8, AppearanceConfig(depth=4)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 3, 64, 96))  # (batch, frames, 3, H, W)
+    assert out.shape == (2, 8, 4, 6)
+    assert net.stages[3][1].conv1.dilation == (2, 2)
+
+
+def test_audio_unet_shapes():
+    net = AudioUNet(6, AudioNetConfig(levels=4, base_channels=4)).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 1, 64, 32)).shape == (2, 6, 64, 32)
+
+
+def test_synthesizer_pooled_and_pixelwise_agree():
+    synth = Synthesizer(4)
+    with torch.no_grad():
+        synth.scale.copy_(torch.tensor([1.0, 2.0, 0.5, -1.0]))
+        synth.bias.fill_(0.3)
+    audio = torch.randn(1, 4, 8, 5)
+    visual = torch.randn(1, 4, 2, 3)
+    pix = synth.pixelwise(visual, audio)  # (1, 2, 3, 8, 5)
+    pooled = synth(visual[:, :, 1, 2][:, None], audio)  # the vector of pixel (1, 2)
+    assert torch.allclose(pix[:, 1, 2], pooled[:, 0], atol=1e-6)
+    manual = (visual[0, :, 1, 2] * synth.scale)[:, None, None].mul(audio[0]).sum(0) + 0.3
+    assert torch.allclose(pooled[0, 0], manual, atol=1e-5)
+
+
+def test_backbone_weights_from_local_file(tmp_path):
+    from torchvision.models import resnet18
+
+    reference = resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    loaded = build_resnet18(str(tmp_path / "r18.pth"))
+    assert torch.equal(loaded.conv1.weight, reference.conv1.weight)
+    cfg = preset("tiny")
+    cfg = cfg.replace(appearance=AppearanceConfig(depth=2, backbone_weights=str(tmp_path / "r18.pth")))
+    model = build_model(cfg)
+    assert torch.equal(model.appearance.stem[0].weight, reference.conv1.weight)
+    with pytest.raises(CheckpointError, match="not found"):
+        build_resnet18(str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        build_resnet18(str(tmp_path / "junk.pth"))
+
+
+def test_presets_and_invalid_configs():
+    sop = preset("sop")
+    assert (sop.audio.sample_rate, sop.audio.clip_samples, sop.audio.n_fft, sop.audio.hop_length) == (11025, 65535, 1022, 256)
+    assert (sop.audio.log_freq_bins, sop.channels, sop.audio_net.levels, sop.audio_net.base_channels) == (256, 32, 7, 64)
+    assert (sop.video.crop_size, sop.video.num_frames) == (224, 3)
+    with pytest.raises(ConfigError):
+        preset("nope")
+    with pytest.raises(ConfigError):
+        preset("tiny", mask="softmax")
+
+
+def test_model_forward_tiny():
+    model = build_model(preset("tiny")).eval()
+    cfg = model.config
+    with torch.no_grad():
+        out = model(torch.randn(2, cfg.audio.clip_samples), torch.randn(2, 3, cfg.video.num_frames, 3, 64, 80))
+    assert out.shape == (2, 3, cfg.audio.clip_samples)
