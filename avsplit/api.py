@@ -181,3 +181,74 @@ def evaluate(
     write_outputs(items, summary, info, Path(json_path) if json_path else None, Path(csv_path) if csv_path else None,
                   Path(markdown_path) if markdown_path else None)
     return items, summary
+
+
+def localize(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    method: str = "model",
+    weights: str | Path | None = None,
+    device: str | None = None,
+    maps: bool = False,
+    per_source: bool = False,
+    alpha: float = 0.5,
+    colormap: str = "inferno",
+    hop: float = 1.0,
+    map_rate: float | None = None,
+    overwrite: bool = False,
+    batch: int = 2,
+) -> BatchSummary:
+    """Heatmap videos of where the sound comes from (see :mod:`avsplit.localization`).
+
+    For each input file or folder (searched recursively) writes ``OUT/<stem>.mp4``: the original
+    video (size, frame rate, sound) with a colour overlay; with ``maps`` also ``OUT/<stem>.npz``.
+    ``method``: ``model`` (the pixel-wise masks of ``weights``) or ``onsets`` (no weights: what
+    moves in time with the sound). Existing outputs are skipped unless ``overwrite``; a file that
+    fails gets one error line and the batch goes on.
+    """
+    from avsplit.console import error_line, make_progress
+    from avsplit.errors import AvsplitError, ConfigError, OutputError
+    from avsplit.files import ensure_dir, find_videos
+    from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
+    from avsplit.onsets import OnsetSettings
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
+    if colormap not in COLORMAPS:
+        raise ConfigError(f"unknown colour map {colormap!r}", fix=f"use one of {', '.join(COLORMAPS)}")
+    if per_source and method != "model":
+        raise ConfigError("--per-source needs --method model (the onsets method does not tell sources apart)")
+    if map_rate is not None and not map_rate > 0:
+        raise ConfigError("--map-rate must be positive")
+    OverlayRenderer(colormap, alpha)  # checks --alpha
+    settings = ModelMapSettings(hop=hop, batch=batch, **({"map_rate": map_rate} if map_rate else {}))
+    onset_settings = OnsetSettings(**({"map_rate": map_rate} if map_rate else {}))
+    videos = find_videos(inputs)
+    if not videos:
+        raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
+    out = ensure_dir(out)
+    engine = None
+    if method == "model":
+        from avsplit.separation import SeparationEngine
+
+        model, _, _ = load_model(weights, device)
+        engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
+    summary = BatchSummary()
+    with make_progress() as progress:
+        task = progress.add_task("localizing", total=len(videos), status="")
+        for video in videos:
+            progress.update(task, status=video.name)
+            try:
+                result = localize_video(video, out, method=method, engine=engine, maps=maps, per_source=per_source,
+                                        alpha=alpha, colormap=colormap, settings=settings,
+                                        onset_settings=onset_settings, overwrite=overwrite, progress=progress)
+            except OutputError:
+                raise  # the output folder is unusable: no point in trying the next file
+            except AvsplitError as exc:
+                error_line(str(exc))
+                summary.failed.append((video, str(exc)))
+            else:
+                (summary.skipped if result.skipped else summary.done).append(result.files[0])
+            progress.advance(task)
+    return summary

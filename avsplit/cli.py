@@ -217,6 +217,38 @@ def evaluate(
 
 
 @app.command()
+def localize(
+    inputs: List[Path] = typer.Argument(..., help="Video files and/or folders (searched recursively)."),
+    out: Path = typer.Option(Path("localized"), "--out", "-o", help="Output folder: OUT/<stem>.mp4 (and .npz with --maps)."),
+    method: str = typer.Option("model", "--method", help="model (pixel-wise masks of the weights) or onsets (no weights: what moves with the sound)."),
+    weights: Optional[str] = WeightsOpt,
+    maps: bool = typer.Option(False, "--maps", help="Also write the raw maps as OUT/<stem>.npz (maps [T,h,w], times [T], frame_size [H,W])."),
+    per_source: bool = typer.Option(False, "--per-source", help="Each source found in the video in its own colour (model method)."),
+    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Opacity of the overlay."),
+    colormap: str = typer.Option("inferno", "--colormap", help="inferno, magma, viridis, jet or hot."),
+    hop: float = typer.Option(1.0, "--hop", help="Seconds between the model's windows (at most 1)."),
+    map_rate: Optional[float] = typer.Option(None, "--map-rate", help="Maps per second (default: 8 for model, 4 for onsets)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos whose outputs exist (otherwise they are skipped)."),
+    batch: int = typer.Option(2, "--batch", min=1, help="Windows per forward pass."),
+    device: Optional[str] = DeviceOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Heatmap video of where the sound comes from, with the original sound (and optional raw maps)."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    summary = _run(
+        api.localize, inputs, out, method=method, weights=weights, device=device, maps=maps, per_source=per_source,
+        alpha=alpha, colormap=colormap, hop=hop, map_rate=map_rate, overwrite=overwrite, batch=batch,
+    )
+    console.print(f"{len(summary.done)} localized, {len(summary.skipped)} skipped (outputs exist), "
+                  f"{len(summary.failed)} failed; outputs in {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def models(
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,

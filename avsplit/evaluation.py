@@ -10,6 +10,11 @@ Two protocols, both scored with BSS Eval v3 (:mod:`avsplit.metrics`):
   ``<stem>.source-<k>.wav``, as ``avsplit synth`` writes for duets) are separated as
   ``avsplit separate`` does, with as many sources as the truth has, and compared with the clean
   tracks (both ordered left to right).
+
+Localization (where the truth has per-frame boxes, as ``synth`` writes them): the wild videos are
+also localized by both ``localize`` methods (``model`` and ``onsets``) and scored per frame by
+cIoU against the boxes of the sources sounding in that frame (:mod:`avsplit.localization_metrics`):
+mean cIoU, share of frames with cIoU >= 0.5 and AUC, in the same table, JSON, CSV and Markdown.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ METRICS = ("sdr", "sir", "sar", "nsdr")
 METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm")
 #: Candidate windows tried per solo to find a sounding clip.
 WINDOW_TRIES = 4
+#: Localization methods and scores (wild items with truth boxes; see avsplit.localization_metrics):
+#: mean cIoU, share of frames with cIoU >= 0.5, area under the success curve.
+LOC_METHODS = ("model", "onsets")
+LOC_METRICS = ("ciou", "ciou50", "auc")
 
 
 @dataclass
@@ -51,6 +60,8 @@ class EvalItem:
     silent: list[int] = field(default_factory=list)
     skipped: str | None = None
     kind: str = ""  # for wild: "same-kind" / "different-kind"
+    localization: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> ciou/ciou50/auc/frames
+    loc_cious: dict[str, list[float]] = field(default_factory=dict, repr=False)  # method -> per-frame cIoU
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"protocol": self.protocol, "name": self.name, "kind": self.kind,
@@ -60,6 +71,9 @@ class EvalItem:
         for method, metrics in self.scores.items():
             for k, v in metrics.items():
                 row[f"{method}_{k}"] = round(v, 4)
+        for method, metrics in self.localization.items():
+            for k, v in metrics.items():
+                row[f"loc_{method}_{k}"] = round(v, 4) if isinstance(v, float) else v
         return row
 
 
@@ -187,8 +201,47 @@ def summarize(items: Sequence[EvalItem]) -> dict[str, Any]:
             vals = {k: [it.scores[method][k] for it in valid if method in it.scores] for k in METRICS}
             if vals["sdr"]:
                 entry[method] = {k: {"mean": float(np.mean(v)), "median": float(np.median(v))} for k, v in vals.items()}
+        loc = summarize_localization(group)
+        if loc:
+            entry["localization"] = loc
         out[key] = entry
     return out
+
+
+def summarize_localization(items: Sequence[EvalItem]) -> dict[str, Any]:
+    """Per localization method: the scores over all frames pooled (``ciou``, ``ciou50``, ``auc``,
+    ``frames``, ``videos``) and the mean and median over videos (``per_video``)."""
+    from avsplit.localization_metrics import summarize_cious
+
+    out: dict[str, Any] = {}
+    for method in LOC_METHODS:
+        scored = [it for it in items if it.loc_cious.get(method)]
+        if not scored:
+            continue
+        pooled = summarize_cious([c for it in scored for c in it.loc_cious[method]])
+        per_video = {k: [it.localization[method][k] for it in scored] for k in LOC_METRICS}
+        out[method] = {**{k: pooled[k] for k in LOC_METRICS}, "frames": pooled["frames"], "videos": len(scored),
+                       "per_video": {k: {"mean": float(np.mean(v)), "median": float(np.median(v))}
+                                     for k, v in per_video.items()}}
+    return out
+
+
+def score_localization(item: EvalItem, video: Path, truth: dict, engine) -> None:
+    """Fill ``item.localization`` (both methods) when the truth has per-frame boxes."""
+    from avsplit.localization import localization_cious, truth_has_boxes
+    from avsplit.localization_metrics import summarize_cious
+
+    if not truth_has_boxes(truth):
+        return
+    try:
+        cious = localization_cious(video, truth, engine, LOC_METHODS)
+    except AvsplitError as exc:
+        warn_line(f"{video}: localization not scored ({exc})")
+        return
+    for method, values in cious.items():
+        if values:
+            item.loc_cious[method] = values
+            item.localization[method] = summarize_cious(values)
 
 
 def evaluate(
@@ -274,6 +327,7 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path) -> EvalItem:
     refs_a = np.stack([r[:n] for r in refs])
     est_a = np.stack([e[:n] for e in est])
     score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
+    score_localization(item, it.path, truth, engine)
     return item
 
 
@@ -295,6 +349,40 @@ def print_table(summary: dict[str, Any], title: str = "avsplit evaluate") -> Non
                           f"{m['sdr']['median']:.2f}")
         if entry["skipped"]:
             table.add_row(key, f"[dim]{entry['skipped']} skipped (silent references or unreadable)[/dim]", "", "", "", "", "", "")
+    console.print(table)
+    _print_localization_table(summary)
+
+
+def localization_rows(summary: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(group, method, scores)`` rows of the localization results, plus an ``all`` row per method
+    pooling every frame when there are several groups (frame-weighted, so exact)."""
+    rows = []
+    for key, entry in summary.items():
+        for method, m in (entry.get("localization") or {}).items():
+            rows.append((key, method, m))
+    groups = {k for k, _, _ in rows}
+    if len(groups) > 1:
+        for method in LOC_METHODS:
+            ms = [m for _, meth, m in rows if meth == method]
+            frames = sum(m["frames"] for m in ms)
+            if frames:
+                pooled = {k: sum(m[k] * m["frames"] for m in ms) / frames for k in LOC_METRICS}
+                rows.append(("all", method, {**pooled, "frames": frames, "videos": sum(m["videos"] for m in ms)}))
+    return rows
+
+
+def _print_localization_table(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    rows = localization_rows(summary)
+    if not rows:
+        return
+    table = Table(title="localization (frames pooled)")
+    for col in ("protocol", "method", "videos", "frames", "cIoU", "cIoU@0.5", "AUC"):
+        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left")
+    for key, method, m in rows:
+        table.add_row(key, method, str(m["videos"]), str(m["frames"]), f"{m['ciou']:.3f}", f"{m['ciou50']:.3f}",
+                      f"{m['auc']:.3f}")
     console.print(table)
 
 
@@ -324,6 +412,14 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
                     m = entry[method]
                     lines.append(f"| {key} | {method} | {entry['scored']} | "
                                  + " | ".join(f"{m[k]['mean']:.2f}" for k in METRICS) + f" | {m['sdr']['median']:.2f} |")
+        loc_rows = localization_rows(summary)
+        if loc_rows:
+            lines += ["", "## Localization", "", "cIoU per frame (map min-max normalised, thresholded at its median) "
+                      "against the boxes of the sounding sources; frames pooled.", "",
+                      "| protocol | method | videos | frames | cIoU | cIoU@0.5 | AUC |", "|---|---|---|---|---|---|---|"]
+            for key, method, m in loc_rows:
+                lines.append(f"| {key} | {method} | {m['videos']} | {m['frames']} | {m['ciou']:.3f} | "
+                             f"{m['ciou50']:.3f} | {m['auc']:.3f} |")
         lines += ["", "## Items", "", "| protocol | name | categories | model SDR | skipped |", "|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['protocol']} | {r['name']} | {r['categories']} | {r.get('model_sdr', '')} | {r['skipped']} |")

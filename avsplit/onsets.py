@@ -27,7 +27,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -66,9 +66,9 @@ class OnsetSettings:
     """... and this share of the local maximum."""
     min_speed: float = 0.25
     """Motion increases below this (pixels per step at the analysis size) are never events."""
-    blur: float = 0.7
+    blur: float = 1.0
     """Spatial smoothing of the map, in cells (Gaussian sigma; 0 for none)."""
-    activity: float = 0.25
+    activity: float = 0.1
     """Seconds on each side over which the current motion energy is averaged; the map is scaled
     by it, so an object that moved with the sound lights up only while it moves (0: off)."""
     floor: float = 0.35

@@ -126,3 +126,33 @@ def print_registry() -> None:
         scores = ", ".join(f"{k} {v}" for k, v in m.scores.items())
         table.add_row(m.name + (" (default)" if m.default else ""), m.preset, m.file, scores, m.description)
     console.print(table)
+
+
+def register_model(
+    name: str,
+    file: str | Path,
+    *,
+    preset: str,
+    description: str = "",
+    recipe: str = "",
+    scores: dict[str, Any] | None = None,
+    default: bool = False,
+    directory: Path | None = None,
+) -> RegisteredModel:
+    """Add or replace an entry of ``weights/registry.json`` for a checkpoint inside the weights folder
+    (its sha256 is computed here). Used by maintainers when shipping weights."""
+    from avsplit.files import atomic_path
+
+    directory = directory or weights_dir()
+    path = directory / REGISTRY_FILE
+    data = json.loads(path.read_text()) if path.exists() else {"version": 1, "default": None, "models": {}}
+    file = Path(file)
+    if file.parent.resolve() != directory.resolve():
+        raise CheckpointError("shipped weights must live in the weights folder", file, f"copy it into {directory}")
+    data["models"][name] = {"file": file.name, "sha256": sha256_of(file), "preset": preset,
+                            "description": description, "recipe": recipe, "scores": scores or {}}
+    if default:
+        data["default"] = name
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    return next(m for m in load_registry(directory) if m.name == name)

@@ -208,13 +208,13 @@ class SeparationEngine:
         return torch.einsum("bhwft,bft->bhw", pix, mag) / total[:, None, None]
 
 
-def region_vectors(raw: torch.Tensor, regions: Sequence[Region]) -> torch.Tensor:
-    """Pool raw features ``(B, K, h, w)`` over each region (max, then sigmoid): ``(B, R, K)``."""
+def region_vectors(model: AVSeparator, raw: torch.Tensor, regions: Sequence[Region]) -> torch.Tensor:
+    """Pool raw features ``(B, K, h, w)`` over each region (max, then the model's activation): ``(B, R, K)``."""
     out = []
     for r in regions:
         cells = torch.from_numpy(r.cells).to(raw.device)
         masked = raw.masked_fill(~cells, -math.inf)
-        out.append(torch.sigmoid(masked.flatten(2).amax(dim=-1)))
+        out.append(model.visual_vector(masked.flatten(2).amax(dim=-1)))
     return torch.stack(out, dim=1)
 
 
@@ -307,7 +307,7 @@ def find_regions(
         warn_line(f"{path}: the audio is silent; writing one silent source")
         return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
     sounding = energy >= max(0.5 * float(energy.max()), 1e-6)
-    feat_vec = torch.sigmoid(raw).mean(0).permute(1, 2, 0).cpu().numpy()  # (h, w, K)
+    feat_vec = engine.model.activate_pixels(raw).mean(0).permute(1, 2, 0).cpu().numpy()  # (h, w, K)
     pixels = feat_vec[sounding]
     coords = np.argwhere(sounding)
     max_k = min(MAX_SOURCES, len(pixels))
@@ -323,7 +323,7 @@ def find_regions(
             cells[members[:, 0], members[:, 1]] = True
             if cells.any():
                 regions.append(Region(cells, cells_to_box(cells, (w, h), video_size)))
-        vecs = region_vectors(raw, regions)  # (M, R, K)
+        vecs = region_vectors(engine.model, raw, regions)  # (M, R, K)
         est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
         flat = est.flatten(2).transpose(0, 1).flatten(1).cpu().numpy()  # (R, M*Fl*T)
         shares = flat.sum(1) / max(flat.sum(), 1e-8)
@@ -516,7 +516,7 @@ def separate_videos(
             raw = engine.visual(np.stack([m["frames"] for m in group]))
             for b, msg in enumerate(group):
                 job = jobs_by_id[msg["video"]]
-                vectors = region_vectors(raw[b : b + 1], job.regions)
+                vectors = region_vectors(engine.model, raw[b : b + 1], job.regions)
                 est = engine.separate(spec[b : b + 1], feats[b : b + 1], vectors, size)[0]  # (R, S)
                 job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
 

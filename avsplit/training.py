@@ -70,7 +70,7 @@ class TrainConfig:
 #: far sooner than the paper's SGD (which assumed an ImageNet-initialised frame net and GPUs).
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "sop": TrainConfig(),
-    "small": TrainConfig(steps=3000, batch_size=8, optimizer="adam", lr_frame=5e-4, lr_sound=1e-3,
+    "small": TrainConfig(steps=3500, batch_size=8, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3,
                          weight_decay=0.0, lr_steps=(0.7, 0.9), val_every=250, checkpoint_every=250),
     "tiny": TrainConfig(steps=20, batch_size=2, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, weight_decay=0.0, amp="off",
                         val_every=10, val_mixtures=2, checkpoint_every=10, log_every=5),

@@ -48,6 +48,9 @@ class ModelConfig:
     """``binary`` (target: source > half the mixture; weighted BCE) or ``ratio`` (weighted L1)."""
     num_mix: int = 2
     """Sources mixed per training example."""
+    visual_norm: bool = False
+    """Normalise pooled visual features per channel (BatchNorm) before the sigmoid. Off in the
+    paper's setting; on for models whose frame net starts from scratch, where it speeds up learning."""
 
     def __post_init__(self):
         if self.mask not in MASK_TYPES:
@@ -81,6 +84,7 @@ PRESETS: dict[str, ModelConfig] = {
         channels=16,
         appearance=AppearanceConfig(depth=3),
         audio_net=AudioNetConfig(levels=7, base_channels=32),
+        visual_norm=True,
     ),
     # For tests: short clips, a few channels; runs the whole pipeline in seconds.
     "tiny": ModelConfig(

@@ -25,6 +25,9 @@ class AVSeparator(nn.Module):
         self.appearance = AppearanceNet(config.channels, config.appearance)
         self.audio_net = AudioUNet(config.channels, config.audio_net)
         self.synthesizer = Synthesizer(config.channels)
+        # Optional per-channel normalisation of pooled visual features before the sigmoid: keeps
+        # the sigmoid out of saturation when the frame net is trained from scratch.
+        self.visual_norm = nn.BatchNorm1d(config.channels) if config.visual_norm else None
         self.spectrogram = Spectrogram(config.audio)
         self.warp = LogFrequencyWarp(config.audio.n_freq, config.audio.log_freq_bins)
 
@@ -45,15 +48,21 @@ class AVSeparator(nn.Module):
         """Normalised frames ``(batch, frames, 3, H, W)`` -> per-pixel features ``(batch, K, h, w)``."""
         return self.appearance(frames)
 
-    @staticmethod
-    def pool(features: torch.Tensor) -> torch.Tensor:
-        """Per-pixel ``(..., K, h, w)`` -> one vector per clip ``(..., K)``: spatial max, then sigmoid."""
-        return torch.sigmoid(features.flatten(-2).amax(dim=-1))
+    def visual_vector(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Activation of pooled raw features ``(..., K)``: (optional normalisation, then) sigmoid."""
+        if self.visual_norm is not None:
+            shape = pooled.shape
+            pooled = self.visual_norm(pooled.reshape(-1, shape[-1])).reshape(shape)
+        return torch.sigmoid(pooled)
 
-    @staticmethod
-    def activate_pixels(features: torch.Tensor) -> torch.Tensor:
-        """Per-pixel features with the same activation as :meth:`pool` (no pooling)."""
-        return torch.sigmoid(features)
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-pixel ``(..., K, h, w)`` -> one vector per clip ``(..., K)``: spatial max, then activation."""
+        return self.visual_vector(features.flatten(-2).amax(dim=-1))
+
+    def activate_pixels(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-pixel ``(..., K, h, w)`` features with the same activation as :meth:`pool` (each pixel
+        treated as a region of its own)."""
+        return self.visual_vector(features.movedim(-3, -1)).movedim(-1, -3)
 
     # ------------------------------------------------------------------ masks
     def mask_logits(self, visual: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
