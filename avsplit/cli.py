@@ -73,6 +73,8 @@ def synth(
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI SoundFont (.sf2); default: a system one, else the built-in synthesizer."),
     distractors: int = typer.Option(0, "--distractors", min=0, help="Silent moving objects per video."),
     categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated instrument categories (default: all)."),
+    renderer: str = typer.Option("auto", "--renderer", help="auto (FluidSynth when available), fluidsynth or additive."),
+    sprites: str = typer.Option("auto", "--sprites", help="auto (emoji when the font is installed), emoji or drawn."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate videos that already exist."),
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -87,7 +89,7 @@ def synth(
     summary = _run(
         api.synth, out, solos=solos, duets=duets, same_kind=same_kind, seconds=seconds, size=(w, h), fps=fps,
         sample_rate=sample_rate, seed=seed, soundfont=soundfont, distractors=distractors, categories=cats,
-        overwrite=overwrite, jobs=jobs,
+        overwrite=overwrite, jobs=jobs, renderer=renderer, sprites=sprites,
     )
     if summary.failed:
         raise typer.Exit(1)
