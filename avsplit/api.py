@@ -103,10 +103,8 @@ def separate(
     ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
     ``OUT/<A>+<B>/``. A file that fails gets one error line and the batch goes on.
     """
-    import torch
-
     from avsplit.console import error_line, make_progress
-    from avsplit.errors import AvsplitError, ConfigError, OutputError
+    from avsplit.errors import AvsplitError, ConfigError
     from avsplit.files import ensure_dir, find_videos
     from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
 

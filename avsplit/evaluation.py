@@ -258,7 +258,7 @@ def evaluate(
     report_dir: Path | None = None,
 ) -> tuple[list[EvalItem], dict[str, Any]]:
     """Run both protocols over ``data``; returns the items and the summary."""
-    from avsplit.separation import SeparationEngine, separate_video
+    from avsplit.separation import SeparationEngine
 
     items_all = load_dataset(data)
     solos = [it for it in items_all if not _is_multi_source(it.path)]
@@ -403,7 +403,7 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
             w.writeheader()
             w.writerows(rows)
     if md_path:
-        lines = [f"# avsplit evaluate", "", f"weights: `{meta.get('weights', '')}`, data: `{meta.get('data', '')}`, "
+        lines = ["# avsplit evaluate", "", f"weights: `{meta.get('weights', '')}`, data: `{meta.get('data', '')}`, "
                  f"seed {meta.get('seed')}, {meta.get('pairs')} mixtures of {meta.get('num_mix')}", "",
                  "| protocol | method | n | SDR | SIR | SAR | NSDR | SDR median |", "|---|---|---|---|---|---|---|---|"]
         for key, entry in summary.items():

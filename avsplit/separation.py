@@ -4,11 +4,12 @@ Long inputs are cut into overlapping windows of the model's clip length
 (:mod:`avsplit.chunking`); frames for a window come from inside that window; audio and frames are
 streamed, so memory is bounded by the window, not by the video's length.
 
-Finding the sources of one video: the pixel-wise synthesizer gives one mask per pixel of the
-appearance net's feature grid; pixels whose masks carry energy are "sounding"; their feature
-vectors are clustered into groups (k chosen automatically unless given); each group is a source,
-whose mask in every window comes from its pooled features (max over the group's pixels, as in
-training). ``--grid`` and ``--box`` give the regions directly.
+Finding the sources of one video: the appearance net's per-pixel features are standardised
+over the frame; pixels that stand out (objects rather than background) are clustered on their
+features and position into groups (k chosen automatically unless given, by checking that the
+groups' masks differ); each group is a source, whose mask in every window comes from its pooled
+features (max over the group's pixels, exactly as in training). ``--grid`` and ``--box`` give the
+regions directly.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 from avsplit import media
 from avsplit.chunking import OverlapAdd, Window, plan_windows
-from avsplit.console import log, warn_line
+from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.models import AVSeparator, ModelConfig
@@ -40,6 +41,10 @@ MAX_SOURCES = 4
 SAME_SOURCE_SIMILARITY = 0.75
 #: A cluster must explain at least this share of the separated energy to count as a source.
 MIN_SOURCE_SHARE = 0.05
+#: Pixels at least this fraction of the frame's highest saliency are candidates for sources.
+SALIENT_FRACTION = 0.4
+#: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
+POSITION_WEIGHT = 1.0
 
 
 # ------------------------------------------------------------------------------ streaming input
@@ -258,30 +263,6 @@ def box_regions(boxes: Sequence[Sequence[float]], grid_shape, video_size) -> lis
     return regions
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
-    """Cosine k-means of rows of ``x`` ``(n, d)`` (k-means++ initialisation); returns labels ``(n,)``."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-8)
-    rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d = 1 - np.max(np.stack([x @ c for c in centres]), axis=0)
-        p = np.clip(d, 0, None) ** 2
-        centres.append(x[rng.choice(len(x), p=p / p.sum())] if p.sum() > 0 else x[rng.integers(len(x))])
-    c = np.stack(centres)
-    labels = np.zeros(len(x), int)
-    for _ in range(iters):
-        new = np.argmax(x @ c.T, axis=1)
-        if np.array_equal(new, labels) and _ > 0:
-            break
-        labels = new
-        for j in range(k):
-            members = x[labels == j]
-            if len(members):
-                m = members.mean(0)
-                c[j] = m / max(np.linalg.norm(m), 1e-8)
-    return labels
-
-
 def discovery_windows(stream: WindowStream) -> tuple[np.ndarray, np.ndarray]:
     """Audio ``(M, S)`` and frames ``(M, F, H, W, 3)`` of up to :data:`DISCOVERY_WINDOWS` windows spread
     over the video (read by seeking), from which its sources are found."""
@@ -293,29 +274,50 @@ def discovery_windows(stream: WindowStream) -> tuple[np.ndarray, np.ndarray]:
     return audio, frames
 
 
+def saliency(raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Where the frame net sees objects: ``(h, w)`` saliency and ``(h, w, K)`` standardised features.
+
+    ``raw``: per-pixel features ``(M, K, h, w)`` of a few windows (averaged). Each channel is
+    standardised over the frame's pixels (median and standard deviation); a pixel's saliency is
+    the norm of its positive deviations. Background texture stays near zero, objects stand out.
+    """
+    feats = raw.float().mean(0)  # (K, h, w)
+    flat = feats.flatten(1)
+    z = (feats - flat.median(dim=1).values[:, None, None]) / (flat.std(dim=1)[:, None, None] + 1e-6)
+    sal = z.clamp(min=0).pow(2).sum(0).sqrt()
+    return sal.cpu().numpy(), z.permute(1, 2, 0).cpu().numpy()
+
+
 @torch.no_grad()
 def find_regions(
     engine: SeparationEngine, audio: np.ndarray, frames: np.ndarray, video_size: tuple[int, int],
     num_sources: int | None, path: Path | str = "",
 ) -> list[Region]:
-    """Cluster the sounding pixels of a few windows into sources (see the module doc)."""
+    """Group the salient pixels of a few windows into sources (see the module doc).
+
+    Salient pixels (:func:`saliency` at least :data:`SALIENT_FRACTION` of its maximum) are
+    clustered on their standardised features and position; each cluster's pooled features give a
+    mask. Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose masks are
+    distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`) and
+    each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
+    """
     spec, warped, feats = engine.analyse(audio)
     raw = engine.visual(frames)  # (M, K, h, w)
-    energy = engine.pixel_energy(raw, warped, feats).mean(0).cpu().numpy()  # (h, w)
-    h, w = energy.shape
+    sal, z = saliency(raw)
+    h, w = sal.shape
     if float(np.abs(audio).max()) < 1e-4:
         warn_line(f"{path}: the audio is silent; writing one silent source")
         return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
-    sounding = energy >= max(0.5 * float(energy.max()), 1e-6)
-    feat_vec = engine.model.activate_pixels(raw).mean(0).permute(1, 2, 0).cpu().numpy()  # (h, w, K)
-    pixels = feat_vec[sounding]
-    coords = np.argwhere(sounding)
-    max_k = min(MAX_SOURCES, len(pixels))
-    candidates = [num_sources] if num_sources else list(range(max_k, 0, -1))
+    salient = sal >= SALIENT_FRACTION * max(float(sal.max()), 1e-6)
+    coords = np.argwhere(salient)
+    zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
+    position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
+    points = np.concatenate([zn, POSITION_WEIGHT * position], axis=1)
+    max_k = min(MAX_SOURCES, len(points))
+    candidates = [min(num_sources, len(points))] if num_sources else list(range(max_k, 0, -1))
     best: list[Region] | None = None
     for k in candidates:
-        k = min(k, len(pixels))
-        labels = kmeans(pixels, k) if k > 1 else np.zeros(len(pixels), int)
+        labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
         regions = []
         for j in range(k):
             cells = np.zeros((h, w), bool)
@@ -337,6 +339,26 @@ def find_regions(
             break
     assert best is not None
     return sorted(best, key=lambda r: (r.box[0] + r.box[2]) / 2)
+
+
+def kmeans_euclidean(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Euclidean k-means of rows of ``x`` ``(n, d)`` with k-means++ initialisation; labels ``(n,)``."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = np.min(np.stack([((x - c) ** 2).sum(1) for c in centres]), axis=0)
+        centres.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
+    c = np.stack(centres)
+    labels = np.full(len(x), -1)
+    for _ in range(iters):
+        new = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            if (labels == j).any():
+                c[j] = x[labels == j].mean(0)
+    return labels
 
 
 def discover_regions(engine: SeparationEngine, stream: WindowStream, num_sources: int | None) -> list[Region]:
@@ -604,12 +626,6 @@ def separate_video(
             raise AvsplitError(error)
         return result  # type: ignore[return-value]
     raise AvsplitError("nothing was separated", Path(path))
-
-
-def _grid_shape(engine: SeparationEngine, stream: WindowStream) -> tuple[int, int]:
-    w, h = stream.frame_size
-    probe_frames = np.zeros((1, engine.model.config.video.num_frames, h, w, 3), np.uint8)
-    return tuple(engine.visual(probe_frames).shape[-2:])  # type: ignore[return-value]
 
 
 def separate_mix(

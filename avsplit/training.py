@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from avsplit.checkpoint import read_metadata, save_checkpoint, software_versions
+from avsplit.checkpoint import save_checkpoint, software_versions
 from avsplit.config import PreprocessSettings, from_dict, to_dict
 from avsplit.console import console, log, make_progress, warn_line
 from avsplit.data.cache import CachedVideo, PreprocessCache

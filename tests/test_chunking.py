@@ -43,7 +43,6 @@ def test_crossfade_blends_neighbouring_outputs():
 
 def test_memory_is_bounded_by_the_window():
     total, window = 200_000, 1000
-    joiner_pieces = []
     signal = np.ones((1, total), np.float32)
     _, pieces = _run(signal, window, 0.25, lambda win, x: x)
     assert max(p.shape[-1] for p in pieces) <= window

@@ -118,10 +118,6 @@ def test_onsets_light_the_sounding_object_not_the_distractor(tmp_path, seed):
     assert sounding > 2 * distractor + 0.01, (sounding, distractor)
 
 
-def map_at(times, maps, t):
-    from avsplit.localization_metrics import map_at
-
-    return map_at(times, maps, t)
 
 
 # ------------------------------------------------------------------------------ the command

@@ -15,7 +15,6 @@ import pytest
 from avsplit import media
 from avsplit.errors import (
     EmptyMediaError,
-    MediaError,
     MissingMediaError,
     NoAudioStreamError,
     NoVideoStreamError,

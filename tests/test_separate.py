@@ -1,7 +1,6 @@
 """separate / evaluate / models through the CLI, with a tiny model: the output-layout contract."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +130,7 @@ def test_evaluate_writes_json_csv_markdown_and_report(tiny_weights, synth_set, t
     assert len(pages) == 2 and (pages[0].parent / "mixture.wav").exists() and (pages[0].parent / "mask-1.png").exists()
     # deterministic: same seed, same mixtures and scores
     r2 = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "2", "--json", tmp_path / "f.json", "-q")
+    assert r2.exit_code == 0, r2.output
     again = json.loads((tmp_path / "f.json").read_text())
     assert [i["model_sdr"] for i in again["items"]] == [i["model_sdr"] for i in data["items"]]
 

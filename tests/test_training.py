@@ -2,11 +2,9 @@
 
 import csv
 import os
-import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
