@@ -330,6 +330,9 @@ class ModelMaps:
         mag = warped[:, 0].float()  # (B, F, T)
         total = mag.sum(dim=1).clamp(min=1e-8)  # (B, T)
         shares = torch.einsum("bhwft,bft->bhwt", pix.float(), mag) / total[:, None, None]
+        # What a pixel claims beyond what a typical (background) pixel claims: objects that sound
+        # claim more energy than the background, silent ones less.
+        shares = (shares - shares.flatten(1, 2).median(dim=1).values[:, None, None]).clamp(min=0)
         per_source = None
         if self.regions:
             vecs = region_vectors(model, raw, self.regions)
