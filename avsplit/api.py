@@ -52,8 +52,9 @@ def train(
         model_config = model_config.replace(
             appearance=dataclasses.replace(model_config.appearance, backbone_weights=backbone_weights))
     train_config = dataclasses.replace(TRAIN_PRESETS.get(preset, TrainConfig()), **(train_overrides or {}))
+    extend_to = (train_overrides or {}).get("steps") if resume else None
     return run_training(data, out, val=val, model_config=model_config, train_config=train_config,
-                        cache_dir=cache_dir, device=device, jobs=jobs, resume=resume)
+                        cache_dir=cache_dir, device=device, jobs=jobs, resume=resume, extend_to=extend_to)
 
 
 def load_model(weights: str | Path | None = None, device: str | None = None):

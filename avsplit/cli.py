@@ -170,7 +170,7 @@ def train(
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate every N steps."),
     amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU), bf16 or off."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Preprocessing cache folder (default ~/.cache/avsplit)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with --steps: extend it)."),
     device: Optional[str] = DeviceOpt,
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -289,11 +290,13 @@ def train(
     jobs: int = 1,
     resume: bool = False,
     stop_after: int | None = None,
+    extend_to: int | None = None,
 ) -> TrainSummary:
     """Train ``model_config`` on the videos under ``data``; write the run into ``out``.
 
     ``stop_after`` ends the process after that many steps of this invocation, as an
-    interruption would (used to test that ``resume`` continues exactly).
+    interruption would (used to test that ``resume`` continues exactly). ``extend_to`` (with
+    ``resume``) raises the run's total number of steps; the learning-rate steps move with it.
     """
     rank, world, local_rank = _dist_env()
     distributed = world > 1
@@ -317,6 +320,12 @@ def train(
         saved = json.loads(config_path.read_text())
         cfg = ModelConfig.from_dict(saved["model"])
         tcfg = from_dict(TrainConfig, saved["train"])
+        if extend_to is not None and extend_to != tcfg.steps:
+            tcfg = dataclasses.replace(tcfg, steps=extend_to)
+            if rank == 0:
+                saved["train"] = to_dict(tcfg)
+                with atomic_path(config_path) as tmp:
+                    tmp.write_text(json.dumps(saved, indent=2))
     if rank == 0:
         ensure_dir(out)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()

@@ -84,3 +84,14 @@ def test_torchrun_two_cpu_processes(tone_videos, tmp_path):
     assert meta["training"]["step"] == 4
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert rows and float(rows[-1]["clips_per_s"]) > 0
+
+
+def test_resume_can_extend_a_finished_run(tone_videos, tmp_path):
+    cfg = _cfg(steps=4, val_every=2, checkpoint_every=2)
+    train(tone_videos, tmp_path / "r", model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c")
+    more = train(tone_videos, tmp_path / "r", model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c",
+                 resume=True, extend_to=6)
+    assert more.steps == 6 and len(more.losses) == 2
+    import json
+
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] == 6
