@@ -46,3 +46,16 @@ def make_video(tmp_path):
         return write_test_video(tmp_path / name, **kwargs)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A checkpoint of an untrained model of the ``tiny`` preset (seeded): runs the CLI in seconds."""
+    import torch
+
+    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models import build_model, preset
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(preset("tiny")).eval())

@@ -4,25 +4,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from avsplit import media
-from avsplit.checkpoint import save_checkpoint
 from avsplit.cli import app
 from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
-from avsplit.models import build_model, preset
 from avsplit.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
 from avsplit.synth import generate_dataset
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    return save_checkpoint(path, build_model(preset("tiny")).eval())
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
-from avsplit.checkpoint import save_checkpoint
 from avsplit.cli import app
-from avsplit.models import build_model, preset
+from avsplit.models import preset
 from avsplit.synth import generate_dataset
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    return save_checkpoint(path, build_model(preset("tiny")).eval())
 
 
 @pytest.fixture(scope="module")
