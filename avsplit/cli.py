@@ -51,6 +51,14 @@ def _run(fn, *args, **kwargs):
         raise typer.Exit(130) from None
 
 
+def _report_batch(summary, verb: str, out: Path) -> None:
+    """One closing line for a batch command; exit code 1 when any input failed."""
+    console.print(f"{len(summary.done)} {verb}, {len(summary.skipped)} skipped (outputs exist), "
+                  f"{len(summary.failed)} failed; outputs in {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = text.lower().split("x")
@@ -146,10 +154,7 @@ def separate(
         api.separate, inputs, out, mix=mix, weights=weights, device=device, jobs=jobs, sources=sources,
         grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, overwrite=overwrite, batch=batch,
     )
-    console.print(f"{len(summary.done)} separated, {len(summary.skipped)} skipped (outputs exist), "
-                  f"{len(summary.failed)} failed; outputs in {out}")
-    if summary.failed:
-        raise typer.Exit(1)
+    _report_batch(summary, "separated", out)
 
 
 @app.command()
@@ -244,10 +249,7 @@ def localize(
         api.localize, inputs, out, method=method, weights=weights, device=device, maps=maps, per_source=per_source,
         alpha=alpha, colormap=colormap, hop=hop, map_rate=map_rate, overwrite=overwrite, batch=batch,
     )
-    console.print(f"{len(summary.done)} localized, {len(summary.skipped)} skipped (outputs exist), "
-                  f"{len(summary.failed)} failed; outputs in {out}")
-    if summary.failed:
-        raise typer.Exit(1)
+    _report_batch(summary, "localized", out)
 
 
 @app.command()

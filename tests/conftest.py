@@ -59,3 +59,13 @@ def tiny_weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
     return save_checkpoint(path, build_model(preset("tiny")).eval())
+
+
+def make_bad_batch(folder: Path, good_video: Path) -> Path:
+    """A folder with a zero-byte file, a text file named .mp4 and a copy of ``good_video`` under a
+    name with a space and a non-ASCII character: a batch where two inputs must fail."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video")
+    (folder / "good clip \u00e9.mp4").write_bytes(good_video.read_bytes())
+    return folder

@@ -12,6 +12,8 @@ from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_ma
 from avsplit.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
 from avsplit.synth import generate_dataset
 
+from conftest import make_bad_batch
+
 runner = CliRunner()
 
 
@@ -163,12 +165,7 @@ def test_localize_onsets_and_per_source(tiny_weights, synth_set, tmp_path):
 
 
 def test_bad_file_in_batch_one_line_and_skip_overwrite(tiny_weights, synth_set, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    (inputs / "empty.mp4").write_bytes(b"")
-    (inputs / "notes.mp4").write_text("not a video")
-    good = next((synth_set / "solos").rglob("*.mp4"))
-    (inputs / "good clip é.mp4").write_bytes(good.read_bytes())
+    inputs = make_bad_batch(tmp_path / "in", next((synth_set / "solos").rglob("*.mp4")))
     out = tmp_path / "out"
     r = runner.invoke(app, ["localize", str(inputs), "-o", str(out), "--method", "onsets", "-q"])
     assert r.exit_code == 1

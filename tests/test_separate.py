@@ -11,6 +11,8 @@ from avsplit.cli import app
 from avsplit.models import preset
 from avsplit.synth import generate_dataset
 
+from conftest import make_bad_batch
+
 runner = CliRunner()
 
 
@@ -82,12 +84,7 @@ def test_separate_mix_layout(tiny_weights, synth_set, tmp_path):
 
 
 def test_bad_files_are_one_line_each_and_batch_goes_on(tiny_weights, synth_set, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    (inputs / "empty.mp4").write_bytes(b"")
-    (inputs / "notes.mp4").write_text("not a video")
-    good = next((synth_set / "solos").rglob("*.mp4"))
-    (inputs / "good clip é.mp4").write_bytes(good.read_bytes())
+    inputs = make_bad_batch(tmp_path / "in", next((synth_set / "solos").rglob("*.mp4")))
     r = runner.invoke(app, ["separate", str(inputs), "-o", str(tmp_path / "out"), "-w", str(tiny_weights), "-q"])
     assert r.exit_code == 1
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
