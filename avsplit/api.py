@@ -40,34 +40,57 @@ def train(
     device: str | None = None,
     jobs: int = 1,
     resume: bool = False,
+    init: str | Path | None = None,
+    motion_overrides: dict | None = None,
 ):
-    """Train a model of ``preset`` (with overrides) on ``data``; see :func:`avsplit.training.train`."""
-    import dataclasses
+    """Train a model of ``preset`` (with overrides) on ``data``; see :func:`avsplit.training.train`.
 
-    from avsplit.models import preset as model_preset
+    ``motion_overrides`` (e.g. ``{"flow_backend": "raft", "fusion": "film"}``) change the motion
+    pathway of a motion preset; ``init`` (a weights name or path) starts the model from another
+    checkpoint wherever the weights fit.
+    """
+    import dataclasses
+    import json
+
+    from avsplit.errors import ConfigError
+    from avsplit.models import ModelConfig, preset as model_preset
+    from avsplit.models.config import check_flow_backend
+    from avsplit.registry import resolve_weights
     from avsplit.training import TRAIN_PRESETS, TrainConfig, train as run_training
 
     model_config = model_preset(preset, **(model_overrides or {}))
     if backbone_weights is not None:
         model_config = model_config.replace(
             appearance=dataclasses.replace(model_config.appearance, backbone_weights=backbone_weights))
+    if motion_overrides:
+        if model_config.motion is None:
+            raise ConfigError(f"preset {preset!r} has no motion pathway", fix="use --preset small-motion or som")
+        model_config = model_config.replace(motion=dataclasses.replace(model_config.motion, **motion_overrides))
+    if resume and motion_overrides and (Path(out) / "config.json").exists():
+        saved = ModelConfig.from_dict(json.loads((Path(out) / "config.json").read_text())["model"])
+        check_flow_backend(saved, motion_overrides.get("flow_backend"))
     train_config = dataclasses.replace(TRAIN_PRESETS.get(preset, TrainConfig()), **(train_overrides or {}))
     extend_to = (train_overrides or {}).get("steps") if resume else None
+    init_path = resolve_weights(str(init)) if init is not None else None
     return run_training(data, out, val=val, model_config=model_config, train_config=train_config,
-                        cache_dir=cache_dir, device=device, jobs=jobs, resume=resume, extend_to=extend_to)
+                        cache_dir=cache_dir, device=device, jobs=jobs, resume=resume, extend_to=extend_to,
+                        init=init_path)
 
 
-def load_model(weights: str | Path | None = None, device: str | None = None):
+def load_model(weights: str | Path | None = None, device: str | None = None, flow_backend: str | None = None):
     """Resolve ``--weights NAME|PATH`` (None: the shipped default) and load it on ``device``.
 
+    ``flow_backend`` (a user's ``--flow-backend``) must be the one a motion model was trained on.
     Returns ``(model, metadata, path)``.
     """
     from avsplit.checkpoint import load_checkpoint
+    from avsplit.models.config import check_flow_backend
     from avsplit.registry import resolve_weights
     from avsplit.training import pick_device
 
     path = resolve_weights(weights)
     model, meta = load_checkpoint(path, device=pick_device(device))
+    check_flow_backend(model.config, flow_backend)
     return model, meta, path
 
 
@@ -87,6 +110,7 @@ def separate(
     *,
     mix: bool = False,
     weights: str | Path | None = None,
+    flow_backend: str | None = None,
     device: str | None = None,
     jobs: int = 1,
     sources: int | None = None,
@@ -116,7 +140,7 @@ def separate(
     if not 0 <= overlap < 1:
         raise ConfigError("--overlap must be in [0, 1)")
     out = ensure_dir(out)
-    model, meta, path = load_model(weights, device)
+    model, meta, path = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     summary = BatchSummary()
     if mix:
@@ -148,6 +172,7 @@ def evaluate(
     data: str | Path,
     *,
     weights: str | Path | None = None,
+    flow_backend: str | None = None,
     device: str | None = None,
     pairs: int = 32,
     num_mix: int = 2,
@@ -167,7 +192,7 @@ def evaluate(
     from avsplit.evaluation import evaluate as run_evaluation
     from avsplit.evaluation import print_table, write_outputs
 
-    model, meta, path = load_model(weights, device)
+    model, meta, path = load_model(weights, device, flow_backend)
     device_t = next(model.parameters()).device
     items, summary = run_evaluation(
         data, model, device_t, pairs=pairs, num_mix=num_mix, seed=seed, same_category=same_category, wild=wild,
@@ -188,6 +213,7 @@ def localize(
     *,
     method: str = "model",
     weights: str | Path | None = None,
+    flow_backend: str | None = None,
     device: str | None = None,
     maps: bool = False,
     per_source: bool = False,
@@ -231,7 +257,7 @@ def localize(
     if method == "model":
         from avsplit.separation import SeparationEngine
 
-        model, _, _ = load_model(weights, device)
+        model, _, _ = load_model(weights, device, flow_backend)
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     summary = BatchSummary()
     with make_progress() as progress:

@@ -124,6 +124,7 @@ def _box(text: str) -> list[float]:
 
 
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Registered model name or checkpoint path (default: the shipped model).")
+FlowBackendOpt = typer.Option(None, "--flow-backend", help="Optical flow for motion models (default: the one the model was trained on; another is an error).")
 
 
 @app.command()
@@ -132,6 +133,7 @@ def separate(
     out: Path = typer.Option(Path("separated"), "--out", "-o", help="Output folder."),
     mix: bool = typer.Option(False, "--mix", help="Mix the sound of 2-4 solo videos and separate each back with its own frames."),
     weights: Optional[str] = WeightsOpt,
+    flow_backend: Optional[str] = FlowBackendOpt,
     sources: Optional[int] = typer.Option(None, "--sources", "-k", help="Number of sources per video (default: automatic, 1 to 4)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="ROWSxCOLS: each cell of the picture is a source."),
     box: Optional[List[str]] = typer.Option(None, "--box", help="x0,y0,x1,y1 in video pixels: a source region (repeatable)."),
@@ -151,7 +153,7 @@ def separate(
     configure(quiet, verbose)
     boxes = [_box(b) for b in box] if box else None
     summary = _run(
-        api.separate, inputs, out, mix=mix, weights=weights, device=device, jobs=jobs, sources=sources,
+        api.separate, inputs, out, mix=mix, weights=weights, flow_backend=flow_backend, device=device, jobs=jobs, sources=sources,
         grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, overwrite=overwrite, batch=batch,
     )
     _report_batch(summary, "separated", out)
@@ -162,7 +164,7 @@ def train(
     data: Path = typer.Option(..., "--data", help="Folder of videos (optionally DIR/<category>/<id>.mp4) or a Sound-of-Pixels CSV."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (config, log, checkpoints). Never deleted."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation videos (default: hold out 10% of --data)."),
-    preset_name: str = typer.Option("small", "--preset", help="Model preset: small, sop or tiny."),
+    preset_name: str = typer.Option("small", "--preset", help="Model preset: small, sop, small-motion, som, tiny or tiny-motion."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the preset's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Mixtures per step and process."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd or adam (default: the preset's)."),
@@ -176,6 +178,11 @@ def train(
     amp: Optional[str] = typer.Option(None, "--amp", help="auto (bf16 on GPU), bf16 or off."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Preprocessing cache folder (default ~/.cache/avsplit)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with --steps: extend it)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from these weights (NAME|PATH) where they fit, e.g. a motion model from an appearance model."),
+    curriculum: Optional[bool] = typer.Option(None, "--curriculum/--no-curriculum", help="Easy pairs first, then hard ones, then 3 sources (default: on for motion presets)."),
+    curriculum_stages: Optional[str] = typer.Option(None, "--curriculum-stages", help="Custom stages PAIRS:SOURCES:UNTIL,... with PAIRS easy|any|hard, e.g. easy:2:0.2,hard:2:0.6,any:2:0.8,any:3:1."),
+    flow_backend: Optional[str] = typer.Option(None, "--flow-backend", help="Motion presets: dis (OpenCV, CPU) or raft (torchvision, GPU)."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Motion presets: synthesizer (pixel-wise masks kept) or film."),
     device: Optional[str] = DeviceOpt,
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -187,11 +194,15 @@ def train(
     configure(quiet, verbose)
     model_overrides = {k: v for k, v in dict(mask=mask, num_mix=num_mix).items() if v is not None}
     train_overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, optimizer=optimizer, lr_frame=lr_frame,
-                                              lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp).items() if v is not None}
+                                              lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
+                                              curriculum=curriculum, curriculum_stages=curriculum_stages).items() if v is not None}
+    if curriculum_stages and curriculum is None:
+        train_overrides["curriculum"] = True
+    motion_overrides = {k: v for k, v in dict(flow_backend=flow_backend, fusion=fusion).items() if v is not None}
     summary = _run(
         api.train, data, out, val=val, preset=preset_name, model_overrides=model_overrides,
         train_overrides=train_overrides, backbone_weights=backbone_weights, cache_dir=cache, device=device,
-        jobs=jobs, resume=resume,
+        jobs=jobs, resume=resume, init=init, motion_overrides=motion_overrides,
     )
     console.print(f"trained {summary.steps} steps in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
                   f"best validation SDR {summary.best_val_sdr:.2f} dB; checkpoints in {summary.run}")
@@ -201,6 +212,7 @@ def train(
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Folder of solo videos (and duets with ground truth), e.g. made by `avsplit synth`."),
     weights: Optional[str] = WeightsOpt,
+    flow_backend: Optional[str] = FlowBackendOpt,
     pairs: int = typer.Option(32, "--pairs", min=1, help="Number of mixtures."),
     num_mix: int = typer.Option(2, "--num-mix", min=2, max=4, help="Solos per mixture."),
     seed: int = typer.Option(0, "--seed", help="Seed of the (deterministic) choice of mixtures."),
@@ -218,7 +230,7 @@ def evaluate(
     from avsplit import api
 
     configure(quiet, verbose)
-    _run(api.evaluate, data, weights=weights, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
+    _run(api.evaluate, data, weights=weights, flow_backend=flow_backend, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
          same_category=same_category, wild=wild, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
          report_dir=report, show=True)
 
@@ -229,6 +241,7 @@ def localize(
     out: Path = typer.Option(Path("localized"), "--out", "-o", help="Output folder: OUT/<stem>.mp4 (and .npz with --maps)."),
     method: str = typer.Option("model", "--method", help="model (pixel-wise masks of the weights) or onsets (no weights: what moves with the sound)."),
     weights: Optional[str] = WeightsOpt,
+    flow_backend: Optional[str] = FlowBackendOpt,
     maps: bool = typer.Option(False, "--maps", help="Also write the raw maps as OUT/<stem>.npz (maps [T,h,w], times [T], frame_size [H,W])."),
     per_source: bool = typer.Option(False, "--per-source", help="Each source found in the video in its own colour (model method)."),
     alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Opacity of the overlay."),
@@ -246,7 +259,7 @@ def localize(
 
     configure(quiet, verbose)
     summary = _run(
-        api.localize, inputs, out, method=method, weights=weights, device=device, maps=maps, per_source=per_source,
+        api.localize, inputs, out, method=method, weights=weights, flow_backend=flow_backend, device=device, maps=maps, per_source=per_source,
         alpha=alpha, colormap=colormap, hop=hop, map_rate=map_rate, overwrite=overwrite, batch=batch,
     )
     _report_batch(summary, "localized", out)

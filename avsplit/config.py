@@ -97,7 +97,8 @@ def _resolve_dataclass(owner: type, ftype: Any) -> type | None:
     if isinstance(ftype, str):
         import sys
 
-        ftype = getattr(sys.modules[owner.__module__], ftype, None)
+        name = ftype.replace("| None", "").replace("Optional[", "").strip(" ]")
+        ftype = getattr(sys.modules[owner.__module__], name, None)
     return ftype if dataclasses.is_dataclass(ftype) else None
 
 

@@ -36,7 +36,7 @@ from avsplit.errors import AvsplitError, MediaError
 from avsplit.files import atomic_path
 from avsplit.metrics import bss_eval
 from avsplit.models import AVSeparator
-from avsplit.models.appearance import normalize_frames
+from avsplit.data.motion import visual_inputs
 from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
@@ -136,7 +136,7 @@ class Evaluator:
             if rms > 0.01:
                 break
         _, start, wave = best
-        n = self.cfg.video.num_frames
+        n = self.cfg.frames_per_window
         real = min(clip_s, info.duration - start)
         times = start + (np.arange(n) + 0.5) * real / n
         frames = media.read_frames(path, list(times), short_side=self.cfg.video.short_side)
@@ -154,9 +154,8 @@ class Evaluator:
         feats = m.audio_features(warped)
         vectors = []
         for _, frames in clips:
-            f = normalize_frames(torch.from_numpy(frames)[None].to(self.device))
-            vectors.append(m.pool(m.visual_features(f)))
-        vectors = torch.stack(vectors, dim=1)  # (1, N, K)
+            vectors.append(m.pool(m.visual_features(*visual_inputs(self.cfg, frames[None], self.device))))
+        vectors = torch.stack(vectors, dim=1)  # (1, N, K) (motion models: (1, N, steps, K))
         masks = m.activate(m.mask_logits(vectors, feats))
         est = m.apply_masks(masks, spec, mix.shape[0])[0].cpu().numpy()
         # oracle masks at the model's (linear-frequency) STFT

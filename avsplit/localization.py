@@ -120,8 +120,8 @@ class ModelMapSettings:
     """Maps per second."""
     smooth: float = 0.25
     """Gaussian smoothing over time, seconds (sigma)."""
-    floor: float = 0.5
-    """Values below this share of a map's range (above its minimum, see ``baseline``) are set to
+    floor: float | None = None
+    """(Default: 0.5; 0.25 for motion models, whose maps are already sharp.) Values below this share of a map's range (above its minimum, see ``baseline``) are set to
     zero: a map shows objects, not haze."""
     baseline: bool = True
     """Remove the share every pixel claims alike (the map's minimum) before the floor."""
@@ -135,13 +135,29 @@ class ModelMapSettings:
     """... rising linearly (in dB) to full strength at this level."""
     batch: int = 2
     """Windows per forward pass."""
+    objects_blur: int = 1
+    """Motion models: side (flow pixels) of the box filter that spreads the motion over the object."""
+    objectness: float | None = None
+    """Weight each pixel's energy by how much it is an object, scaled to [0, 1], to this power (0:
+    off). Appearance models: the frame net's saliency (:func:`avsplit.separation.saliency`),
+    default power 1; motion models: how much the pixel moves in the window (at the flow's
+    resolution, finer than the feature grid), default power 0.5."""
+
+    def resolved(self, motion: bool) -> "ModelMapSettings":
+        """The settings with the defaults that depend on the kind of model filled in."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self,
+            floor=self.floor if self.floor is not None else (0.25 if motion else 0.5),
+            objectness=self.objectness if self.objectness is not None else (0.5 if motion else 1.0))
 
     def __post_init__(self):
         if not 0 < self.hop <= 1.0:
             raise ConfigError(f"the window hop must be in (0, 1] seconds, got {self.hop}")
         if not self.map_rate > 0:
             raise ConfigError("the map rate must be positive")
-        if not 0 <= self.floor < 1:
+        if self.floor is not None and not 0 <= self.floor < 1:
             raise ConfigError("the map floor must be in [0, 1)")
 
 
@@ -207,7 +223,7 @@ def receptive_centre(model, stride: int, cells: int = 9) -> tuple[float, float]:
     model.eval()
     try:
         with torch.enable_grad():
-            feats = model.visual_features(x)
+            feats = model.appearance(x)
             c = feats.shape[-1] // 2
             (grad,) = torch.autograd.grad(feats[0, :, c, c].sum(), x)
     finally:
@@ -292,16 +308,23 @@ class ModelMaps:
 
         self.engine = engine
         self.path = Path(path)
-        self.settings = settings
         cfg = engine.model.config
+        settings = settings.resolved(cfg.motion is not None)
+        self.settings = settings
         self.cfg = cfg
         clip_s = cfg.audio.clip_samples / cfg.audio.sample_rate
         overlap = max(0.0, 1.0 - settings.hop / clip_s)
         self.stream = WindowStream(self.path, engine.model, overlap, info=info)
         self.info = self.stream.info
+        if not engine.model.has_pixel_masks:
+            raise ConfigError("these weights predict masks with a FiLM head and have no pixel-wise masks",
+                              fix="use --method onsets, or weights with a synthesizer head")
         w, h = self.stream.frame_size
-        probe = np.zeros((1, cfg.video.num_frames, h, w, 3), np.uint8)
-        self.grid = tuple(int(v) for v in engine.visual(probe).shape[-2:])
+        self.grid = engine.grid_shape((w, h))
+        # Motion models: each cell's share is spread over what moves inside it, at the flow's resolution.
+        self.fine = None
+        if cfg.motion is not None and settings.objectness > 0:
+            self.fine = (h // cfg.motion.flow_scale, w // cfg.motion.flow_scale)
         stride = int(getattr(engine.model.appearance, "output_stride", round(h / self.grid[0])))
         if settings.align:
             dy, dx = receptive_centre(engine.model, stride)
@@ -310,6 +333,9 @@ class ModelMaps:
         else:
             self._regrid = (torch.eye(self.grid[0]), torch.eye(self.grid[1]))
         self.regions = discover_regions(engine, self.stream, None) if per_source else None
+        self.coarse = self.grid
+        if self.fine is not None:
+            self.grid = self.fine
         self.duration = float(self.info.duration)
         self.count = max(1, int(math.ceil(self.duration * settings.map_rate - 1e-6)))
         self.silent = False
@@ -333,6 +359,26 @@ class ModelMaps:
         # What a pixel claims beyond what a typical (background) pixel claims: objects that sound
         # claim more energy than the background, silent ones less.
         shares = (shares - shares.flatten(1, 2).median(dim=1).values[:, None, None]).clamp(min=0)
+        objects = None
+        if self.settings.objectness > 0:
+            from avsplit.separation import saliency
+
+            objects = []
+            for b in range(raw.shape[0]):
+                if self.fine is not None:  # motion models: what moves in this window, per flow pixel
+                    sal = engine.motion_energy(frames[b : b + 1], self.fine)
+                else:
+                    sal, _ = saliency(raw[b : b + 1])
+                objects.append(torch.from_numpy(sal / max(float(sal.max()), 1e-8)))
+            objects = torch.stack(objects).to(shares.device)  # (B, h, w)
+            if self.fine is not None and self.settings.objects_blur > 1:  # fill in between moving edges
+                k = int(self.settings.objects_blur) | 1
+                objects = torch.nn.functional.avg_pool2d(objects[:, None], k, stride=1, padding=k // 2,
+                                                         count_include_pad=False)[:, 0]
+                objects = objects / objects.flatten(1).amax(dim=1).clamp(min=1e-8)[:, None, None]
+            objects = objects.pow(self.settings.objectness)
+            if self.fine is None:
+                shares = shares * objects[..., None]
         per_source = None
         if self.regions:
             vecs = region_vectors(model, raw, self.regions)
@@ -344,6 +390,12 @@ class ModelMaps:
             if x is None:
                 return None
             x = torch.einsum("ij,...jkt,lk->...ilt", ry, x, rx)  # onto a grid that covers the frame
+            if self.fine is not None:
+                lead, t = x.shape[:-3], x.shape[-1]
+                up = torch.nn.functional.interpolate(x.movedim(-1, -3).reshape(-1, 1, *x.shape[-3:-1]), size=self.fine,
+                                                     mode="bilinear", align_corners=False)
+                x = up.reshape(*lead, t, *self.fine).movedim(-3, -1)
+                x = x * objects.view(objects.shape[0], *([1] * (x.ndim - 4)), *self.fine, 1)
             return x.clamp(0, 1).cpu().numpy()
 
         return to_np(shares), to_np(per_source)

@@ -31,7 +31,6 @@ from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.models import AVSeparator, ModelConfig
-from avsplit.models.appearance import normalize_frames
 from avsplit.resample import StreamResampler
 
 #: Windows sampled from a video to find its sources.
@@ -45,6 +44,9 @@ MIN_SOURCE_SHARE = 0.05
 SALIENT_FRACTION = 0.4
 #: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
 POSITION_WEIGHT = 1.0
+#: The same for motion models, whose candidate pixels are the moving ones: look-alike players are
+#: told apart by where they are.
+MOTION_POSITION_WEIGHT = 4.0
 
 
 # ------------------------------------------------------------------------------ streaming input
@@ -80,9 +82,10 @@ class WindowStream:
         return out
 
     def frame_times(self, win: Window) -> np.ndarray:
-        """Times (s) of the ``num_frames`` frames of a window: centres of equal parts of the real content."""
+        """Times (s) of the ``frames_per_window`` frames of a window (``num_frames``; every frame at the
+        model's rate for motion models): centres of equal parts of the real content."""
         rate = self.cfg.audio.sample_rate
-        n = self.cfg.video.num_frames
+        n = self.cfg.frames_per_window
         start = win.start / rate
         span = max(win.length, 1) / rate
         span = min(span, max(self.info.duration - start, 1e-3))
@@ -194,9 +197,42 @@ class SeparationEngine:
 
     @torch.no_grad()
     def visual(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 ``(B, F, H, W, 3)`` -> raw per-pixel features ``(B, K, h, w)``."""
-        f = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
-        return self.model.visual_features(f)
+        """uint8 ``(B, frames_per_window, H, W, 3)`` -> raw per-pixel features ``(B, K, h, w)``
+        (motion models: ``(B, steps, K, h, w)``, with the flow computed from the frames here)."""
+        from avsplit.data.motion import visual_inputs
+
+        return self.model.visual_features(*visual_inputs(self.model.config, frames, self.device))
+
+    @torch.no_grad()
+    def appearance(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``(B, frames_per_window, H, W, 3)`` -> the appearance net's raw features ``(B, K, h, w)``
+        (what objects look like; for motion models without the motion pathway)."""
+        from avsplit.data.motion import visual_inputs
+
+        cfg = self.model.config
+        if cfg.motion is None:
+            return self.visual(frames)
+        picked = np.ascontiguousarray(frames[:, cfg.appearance_frame_indices()])
+        app, _ = visual_inputs(cfg.replace(motion=None, video=cfg.video), picked, self.device)
+        return self.model.appearance(app)
+
+    @torch.no_grad()
+    def motion_energy(self, frames: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """Mean optical-flow magnitude of windows ``(B, frames_per_window, H, W, 3)`` (motion models)
+        averaged onto ``grid`` ``(h, w)`` (e.g. the feature grid): high where things move."""
+        from avsplit.data.motion import visual_inputs
+
+        _, flow = visual_inputs(self.model.config, frames, torch.device("cpu"))
+        magnitude = flow.float().norm(dim=2).mean(dim=(0, 1))  # (h', w') at flow resolution
+        if tuple(magnitude.shape) == tuple(grid):
+            return magnitude.numpy()
+        return torch.nn.functional.adaptive_avg_pool2d(magnitude[None, None], tuple(grid))[0, 0].numpy()
+
+    def grid_shape(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` of the feature grid for frames of ``frame_size`` ``(W, H)``."""
+        w, h = frame_size
+        probe = np.zeros((1, self.model.config.frames_per_window, h, w, 3), np.uint8)
+        return tuple(int(v) for v in self.visual(probe).shape[-2:])
 
     @torch.no_grad()
     def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
@@ -214,12 +250,13 @@ class SeparationEngine:
 
 
 def region_vectors(model: AVSeparator, raw: torch.Tensor, regions: Sequence[Region]) -> torch.Tensor:
-    """Pool raw features ``(B, K, h, w)`` over each region (max, then the model's activation): ``(B, R, K)``."""
+    """Pool raw features ``(B, K, h, w)`` over each region (max, then the model's activation): ``(B, R, K)``
+    (motion models: ``(B, steps, K, h, w)`` -> ``(B, R, steps, K)``)."""
     out = []
     for r in regions:
         cells = torch.from_numpy(r.cells).to(raw.device)
         masked = raw.masked_fill(~cells, -math.inf)
-        out.append(model.visual_vector(masked.flatten(2).amax(dim=-1)))
+        out.append(model.visual_vector(masked.flatten(-2).amax(dim=-1)))
     return torch.stack(out, dim=1)
 
 
@@ -281,7 +318,10 @@ def saliency(raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     standardised over the frame's pixels (median and standard deviation); a pixel's saliency is
     the norm of its positive deviations. Background texture stays near zero, objects stand out.
     """
-    feats = raw.float().mean(0)  # (K, h, w)
+    raw = raw.float()
+    if raw.ndim == 5:  # motion models: (M, steps, K, h, w)
+        raw = raw.mean(1)
+    feats = raw.mean(0)  # (K, h, w)
     flat = feats.flatten(1)
     z = (feats - flat.median(dim=1).values[:, None, None]) / (flat.std(dim=1)[:, None, None] + 1e-6)
     sal = z.clamp(min=0).pow(2).sum(0).sqrt()
@@ -302,8 +342,13 @@ def find_regions(
     each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
     """
     spec, warped, feats = engine.analyse(audio)
-    raw = engine.visual(frames)  # (M, K, h, w)
-    sal, z = saliency(raw)
+    raw = engine.visual(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
+    if raw.ndim == 5:
+        # motion models: sources are what moves (the players), described by what they look like
+        _, z = saliency(engine.appearance(frames))
+        sal = engine.motion_energy(frames, raw.shape[-2:])
+    else:
+        sal, z = saliency(raw)
     h, w = sal.shape
     if float(np.abs(audio).max()) < 1e-4:
         warn_line(f"{path}: the audio is silent; writing one silent source")
@@ -312,7 +357,8 @@ def find_regions(
     coords = np.argwhere(salient)
     zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
     position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
-    points = np.concatenate([zn, POSITION_WEIGHT * position], axis=1)
+    weight = MOTION_POSITION_WEIGHT if raw.ndim == 5 else POSITION_WEIGHT
+    points = np.concatenate([zn, weight * position], axis=1)
     max_k = min(MAX_SOURCES, len(points))
     candidates = [min(num_sources, len(points))] if num_sources else list(range(max_k, 0, -1))
     best: list[Region] | None = None
@@ -547,7 +593,7 @@ def separate_videos(
         info = msg["info"]
         video_size = (info.width, info.height)
         fw, fh = msg["frame_size"]
-        grid_shape = tuple(engine.visual(np.zeros((1, cfg.video.num_frames, fh, fw, 3), np.uint8)).shape[-2:])
+        grid_shape = engine.grid_shape((fw, fh))
         if regions.boxes:
             found = box_regions(regions.boxes, grid_shape, video_size)
         elif regions.grid:

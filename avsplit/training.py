@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -64,6 +64,14 @@ class TrainConfig:
     amp: str = "auto"
     """``auto`` (bf16 on GPU and on CPUs with native bf16), ``bf16`` or ``off``."""
     grad_clip: float = 5.0
+    curriculum: bool = False
+    """Stages from easy pairs to hard ones and from 2 to 3 sources (:mod:`avsplit.data.curriculum`)."""
+    curriculum_stages: str = ""
+    """Custom stages, ``PAIRS:SOURCES:UNTIL,...`` (:func:`avsplit.data.curriculum.parse_stages`);
+    empty: the default stages."""
+    lr_motion: float | None = None
+    """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
+    when they start from a trained appearance model (``--init``)."""
 
 
 #: Optimisation defaults per preset. ``small`` trains from scratch on CPU, where Adam converges
@@ -72,9 +80,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "sop": TrainConfig(),
     "small": TrainConfig(steps=3500, batch_size=8, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3,
                          weight_decay=0.0, lr_steps=(0.7, 0.9), val_every=250, checkpoint_every=250),
+    "small-motion": TrainConfig(steps=1600, batch_size=8, optimizer="adam", lr_frame=1e-4, lr_sound=3e-4, lr_motion=1e-3,
+                                weight_decay=0.0, lr_steps=(0.7, 0.9), val_every=250, checkpoint_every=250, curriculum=True),
+    "som": TrainConfig(curriculum=True),
     "tiny": TrainConfig(steps=20, batch_size=2, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, weight_decay=0.0, amp="off",
                         val_every=10, val_mixtures=2, checkpoint_every=10, log_every=5),
 }
+TRAIN_PRESETS["tiny-motion"] = dataclasses.replace(TRAIN_PRESETS["tiny"], curriculum=True)
 
 
 # ---------------------------------------------------------------------------------- the loss
@@ -93,7 +105,7 @@ class MixSeparateLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         m = self.model
         batch, sources = audio.shape[:2]
         mixture = audio.sum(dim=1)
@@ -108,8 +120,7 @@ class MixSeparateLoss(nn.Module):
                 target = ideal_ratio_mask(warped_src, mix_mag)
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
-        visual = m.pool(m.visual_features(frames.flatten(0, 1))).view(batch, sources, -1)
-        logits = m.mask_logits(visual, audio_feats).float()
+        logits = m.mask_logits(m.source_vectors(frames, flow), audio_feats).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         else:
@@ -152,23 +163,28 @@ def autocast_for(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def to_model_inputs(audio: np.ndarray, frames: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sampler arrays -> model tensors (audio float, frames normalised ``(B, N, F, 3, H, W)``)."""
+def to_model_inputs(audio: np.ndarray, frames: np.ndarray, device: torch.device, flow: np.ndarray | None = None):
+    """Sampler arrays -> model tensors: audio float ``(B, N, S)``, frames normalised ``(B, N, F, 3, H, W)``
+    and flow ``(B, N, steps, 2, h, w)`` float (``None`` for appearance models)."""
     a = torch.from_numpy(np.ascontiguousarray(audio)).to(device)
     f = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(device))
-    return a, f
+    fl = None
+    if flow is not None:
+        fl = torch.from_numpy(np.ascontiguousarray(flow)).to(device).float().permute(0, 1, 2, 5, 3, 4).contiguous()
+    return a, f, fl
 
 
 def make_optimizer(model: AVSeparator, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Per-module learning rates: the frame net at ``lr_frame``, sound net and synthesizer at ``lr_sound``."""
+    synth = list(model.synthesizer.parameters()) if model.synthesizer is not None else []
     groups = [
         {"params": list(model.appearance.parameters()), "lr": cfg.lr_frame, "name": "frame"},
-        {"params": list(model.audio_net.parameters()) + list(model.synthesizer.parameters()), "lr": cfg.lr_sound, "name": "sound"},
+        {"params": list(model.audio_net.parameters()) + synth, "lr": cfg.lr_sound, "name": "sound"},
     ]
     extra = [p for n, p in model.named_parameters()
              if not n.startswith(("appearance.", "audio_net.", "synthesizer."))]
     if extra:
-        groups.append({"params": extra, "lr": cfg.lr_sound, "name": "other"})
+        groups.append({"params": extra, "lr": cfg.lr_motion or cfg.lr_sound, "name": "other"})
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -225,12 +241,14 @@ def load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
 # ---------------------------------------------------------------------------------- data
 
 
-def prepare_videos(spec, cache_dir: Path, settings: PreprocessSettings, jobs: int, label: str) -> list[CachedVideo]:
-    """Scan ``spec`` (folder or SoP CSV) and preprocess it into the cache; return usable entries."""
+def prepare_videos(spec, cache_dir: Path, settings: PreprocessSettings, jobs: int, label: str,
+                   extras: Sequence = ()) -> list[CachedVideo]:
+    """Scan ``spec`` (folder or SoP CSV) and preprocess it into the cache (with ``extras``, e.g. the
+    optical flow of motion models); return usable entries."""
     items = load_dataset(spec)
     if not items:
         raise AvsplitError(f"no videos found for {label}", Path(str(spec)), "give a folder of videos or a Sound-of-Pixels CSV")
-    report = PreprocessCache(cache_dir, settings).build(items, jobs=jobs)
+    report = PreprocessCache(cache_dir, settings, extras=extras).build(items, jobs=jobs)
     if report.failed:
         warn_line(f"{len(report.failed)} of {len(items)} {label} videos could not be used and are skipped")
     return list(report.ready)
@@ -243,10 +261,10 @@ def validate(model: AVSeparator, sampler: MixSampler, count: int, device: torch.
     with torch.no_grad():
         for lo in range(0, count, batch_size):
             idx = list(range(lo, min(count, lo + batch_size)))
-            audio, frames = sampler.batch(idx)
-            a, f = to_model_inputs(audio, frames, device)
+            audio, frames, *flow = sampler.batch(idx)
+            a, f, fl = to_model_inputs(audio, frames, device, flow[0] if flow else None)
             with autocast_for(device, amp):
-                est = model(a.sum(1), f).float().cpu().numpy()
+                est = model(a.sum(1), f, fl).float().cpu().numpy()
             for ref, e in zip(audio, est):
                 s = bss_eval(ref, e)
                 if s.valid:
@@ -291,12 +309,15 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     extend_to: int | None = None,
+    init: str | Path | None = None,
 ) -> TrainSummary:
     """Train ``model_config`` on the videos under ``data``; write the run into ``out``.
 
     ``stop_after`` ends the process after that many steps of this invocation, as an
     interruption would (used to test that ``resume`` continues exactly). ``extend_to`` (with
     ``resume``) raises the run's total number of steps; the learning-rate steps move with it.
+    ``init``: a checkpoint whose weights start the model wherever names and shapes match (e.g. the
+    appearance and audio nets of a motion model from an appearance-only model).
     """
     rank, world, local_rank = _dist_env()
     distributed = world > 1
@@ -334,8 +355,11 @@ def train(
     # Rank 0 builds the cache first; the others then find every entry ready.
     if distributed and rank != 0:
         torch.distributed.barrier()
-    train_videos = prepare_videos(data, cache_root, settings, jobs, "training")
-    val_videos = prepare_videos(val, cache_root, settings, jobs, "validation") if val else None
+    from avsplit.data.motion import cache_extras
+
+    extras = cache_extras(cfg)
+    train_videos = prepare_videos(data, cache_root, settings, jobs, "training", extras)
+    val_videos = prepare_videos(val, cache_root, settings, jobs, "validation", extras) if val else None
     if distributed and rank == 0:
         torch.distributed.barrier()
     if len(train_videos) < cfg.num_mix:
@@ -366,7 +390,11 @@ def train(
         meta = load_train_state(out / "state.safetensors", optimizer)
         step, best = int(meta["step"]), float(meta["best"])
         log.info(f"resuming {out} at step {step}")
-    elif rank == 0:
+    else:
+        if init is not None:
+            copied = init_from_checkpoint(model, init)
+            log.info(f"initialised {copied} tensors from {init}")
+    if not (resume and (out / "state.safetensors").exists()) and rank == 0:
         with atomic_path(config_path) as tmp:
             tmp.write_text(json.dumps({"model": cfg.to_dict(), "train": to_dict(tcfg), "versions": software_versions(),
                                        "data": str(data), "val": str(val) if val else None}, indent=2))
@@ -374,7 +402,31 @@ def train(
     loss_module: nn.Module = MixSeparateLoss(model)
     if distributed:
         loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=[dev.index] if dev.type == "cuda" else None)
-    sampler = MixSampler(train_videos, cfg, seed=tcfg.seed, augment=Augment())
+    curriculum = None
+    if tcfg.curriculum:
+        from avsplit.data.curriculum import DEFAULT_STAGES, Curriculum, parse_stages
+
+        try:
+            stages = parse_stages(tcfg.curriculum_stages) if tcfg.curriculum_stages else DEFAULT_STAGES
+        except ValueError as exc:
+            raise ConfigError(str(exc), fix="e.g. --curriculum-stages easy:2:0.2,hard:2:0.6,any:2:0.8,any:3:1") from None
+        curriculum = Curriculum(train_videos, tcfg.steps, stages)
+    samplers: dict[int, MixSampler] = {}
+
+    def sampler_at(at: int) -> MixSampler:
+        """The training sampler for a step (one per curriculum stage; one overall without)."""
+        index = curriculum.stage_index(at) if curriculum else 0
+        if index not in samplers:
+            if curriculum:
+                stage = curriculum.stage_at(at)
+                samplers[index] = MixSampler(train_videos, cfg, num_mix=stage.num_mix, seed=tcfg.seed + 1000 * index,
+                                             augment=Augment(), pair_filter=curriculum.pair_filter(stage))
+                if rank == 0:
+                    log.info(f"step {at}: curriculum {curriculum.describe(stage)}")
+            else:
+                samplers[index] = MixSampler(train_videos, cfg, seed=tcfg.seed, augment=Augment())
+        return samplers[index]
+
     val_sampler = MixSampler(val_videos, cfg, seed=10_000 + tcfg.seed, augment=NO_AUGMENT)
     log_path = out / "log.csv"
     writer = _TensorBoard(out) if rank == 0 else None
@@ -388,10 +440,10 @@ def train(
         while step < tcfg.steps:
             _set_lr(optimizer, base_lrs, lr_factor(step, tcfg))
             first = (step * world + rank) * tcfg.batch_size
-            audio, frames = sampler.batch(range(first, first + tcfg.batch_size))
-            a, f = to_model_inputs(audio, frames, dev)
+            audio, frames, *flow = sampler_at(step).batch(range(first, first + tcfg.batch_size))
+            a, f, fl = to_model_inputs(audio, frames, dev, flow[0] if flow else None)
             with autocast_for(dev, tcfg.amp):
-                loss = loss_module(a, f)
+                loss = loss_module(a, f, fl)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tcfg.grad_clip:
@@ -416,6 +468,8 @@ def train(
                     best = scores["val_sdr"]
                     save_checkpoint(out / "best.safetensors", model, _summary(step, best, tcfg, data))
             if rank == 0 and row:
+                if curriculum:
+                    row["stage"] = curriculum.stage_at(step - 1).name
                 _append_csv(log_path, row)
                 if not console.is_terminal and "loss" in row:
                     log.info(f"step {step}/{tcfg.steps}: loss {value:.4f}, {rate:.2f} clips/s")
@@ -434,12 +488,27 @@ def train(
                         seconds, clips / max(seconds, 1e-9), losses)
 
 
+def init_from_checkpoint(model: nn.Module, path: str | Path) -> int:
+    """Copy every tensor of checkpoint ``path`` whose name and shape match one of ``model``'s; returns
+    how many were copied. Nothing matching is an error (a wrong file)."""
+    from avsplit.checkpoint import read_metadata
+
+    read_metadata(path)  # a clear error for a missing or foreign file
+    state = load_file(str(path), device="cpu")
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise CheckpointError("no weights of this checkpoint fit the model", Path(path), "give a checkpoint of a related preset")
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
 def _summary(step: int, best: float, tcfg: TrainConfig, data) -> dict[str, Any]:
     return {"step": step, "best_val_sdr": best, "train": to_dict(tcfg), "data": str(data)}
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    fields = ["step", "loss", "lr_frame", "lr_sound", "clips_per_s", "val_sdr", "val_sir", "val_sar"]
+    fields = ["step", "loss", "lr_frame", "lr_sound", "clips_per_s", "val_sdr", "val_sir", "val_sar", "stage"]
     new = not path.exists()
     with open(path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from avsplit.data.cache import CachedVideo
+from avsplit.data.motion import crop_flip_flow, window_flow
 from avsplit.models.config import ModelConfig
 
 #: Windows quieter than this RMS are re-drawn (a few times) when sampling.
@@ -26,13 +27,15 @@ class MixExample:
 
     ``audio``: float32 ``(sources, samples)`` with gains applied (the mixture is their sum);
     ``frames``: uint8 ``(sources, frames, height, width, 3)``; ``videos``: indices into the
-    sampler's video list; ``starts``: window start sample per source.
+    sampler's video list; ``starts``: window start sample per source; ``flow`` (motion models):
+    float16 ``(sources, steps, height / s, width / s, 2)``, cut and mirrored like the frames.
     """
 
     audio: np.ndarray
     frames: np.ndarray
     videos: list[int]
     starts: list[int]
+    flow: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,18 +85,24 @@ class MixSampler:
     def example(self, index: int) -> MixExample:
         rng = self.rng(index)
         chosen = self._choose_videos(rng)
-        audio, frames, starts = [], [], []
+        audio, frames, starts, flows = [], [], [], []
         for v in chosen:
-            wave, clip_frames, start = self._clip(self.videos[v], rng)
+            wave, clip_frames, start, flow = self._clip(self.videos[v], rng)
             audio.append(wave)
             frames.append(clip_frames)
             starts.append(start)
-        return MixExample(np.stack(audio), np.stack(frames), chosen, starts)
+            flows.append(flow)
+        flow = np.stack(flows) if self.config.motion is not None else None
+        return MixExample(np.stack(audio), np.stack(frames), chosen, starts, flow)
 
-    def batch(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Stacked examples: audio ``(batch, sources, samples)``, frames ``(batch, sources, frames, H, W, 3)``."""
+    def batch(self, indices: Sequence[int]) -> tuple[np.ndarray, ...]:
+        """Stacked examples: audio ``(batch, sources, samples)``, frames ``(batch, sources, frames, H, W, 3)``
+        and, for motion models, flow ``(batch, sources, steps, h, w, 2)``."""
         examples = [self.example(i) for i in indices]
-        return np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples])
+        out = (np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]))
+        if self.config.motion is not None:
+            out += (np.stack([e.flow for e in examples]),)
+        return out
 
     # ------------------------------------------------------------------ internals
     def _choose_videos(self, rng: np.random.Generator) -> list[int]:
@@ -106,7 +115,7 @@ class MixSampler:
                 return chosen
         return chosen
 
-    def _clip(self, video: CachedVideo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    def _clip(self, video: CachedVideo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
         cfg = self.config
         length = cfg.audio.clip_samples
         total = video.num_samples
@@ -121,26 +130,44 @@ class MixSampler:
         gain_db = rng.uniform(-self.augment.gain_db, self.augment.gain_db) if self.augment.gain_db else 0.0
         wave = wave * np.float32(10.0 ** (gain_db / 20.0))
         rate = cfg.audio.sample_rate
-        idx = video.frames_in(start / rate, (start + length) / rate, cfg.video.num_frames)
+        t0, t1 = start / rate, (start + length) / rate
+        flow = None
+        if cfg.motion is None:
+            idx = video.frames_in(t0, t1, cfg.video.num_frames)
+        else:
+            dense = video.frames_in(t0, t1, cfg.frames_per_window)
+            idx = dense[cfg.appearance_frame_indices()]
+            flow = window_flow(video.array("flow"), dense)
         frames = np.asarray(video.frames[idx])  # (F, H, W, 3), a copy out of the memmap
-        frames = self._augment_frames(frames, rng)
-        return wave.astype(np.float32), frames, start
+        frames, flow = self._augment_frames(frames, rng, flow)
+        return wave.astype(np.float32), frames, start, flow
 
-    def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Crop to ``crop_size`` squares (random or centred), flip, jitter colour; same for all frames."""
+    def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator,
+                        flow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Crop to ``crop_size`` squares (random or centred), flip, jitter colour; same for all frames
+        (and the same crop and flip for the flow, when given)."""
         size = self.config.video.crop_size
+        scale = self.config.motion.flow_scale if self.config.motion is not None else 1
         _, h, w, _ = frames.shape
         if h < size or w < size:
             pad_h, pad_w = max(0, size - h), max(0, size - w)
+            pad_h, pad_w = -(-pad_h // (2 * scale)) * 2 * scale, -(-pad_w // (2 * scale)) * 2 * scale
             frames = np.pad(frames, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)), mode="edge")
+            if flow is not None:
+                fh, fw = pad_h // 2 // scale, pad_w // 2 // scale
+                flow = np.pad(flow, ((0, 0), (fh, fh), (fw, fw), (0, 0)), mode="constant")
             _, h, w, _ = frames.shape
         if self.augment.crop:
             y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
         else:
             y, x = (h - size) // 2, (w - size) // 2
+        y, x = y // scale * scale, x // scale * scale
         frames = frames[:, y : y + size, x : x + size]
-        if self.augment.flip and rng.random() < 0.5:
+        flip = bool(self.augment.flip and rng.random() < 0.5)
+        if flip:
             frames = frames[:, :, ::-1]
+        if flow is not None:
+            flow = crop_flip_flow(flow, y, x, size, flip, scale).astype(np.float16)
         if self.augment.colour > 0:
             c = self.augment.colour
             brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)
@@ -151,4 +178,4 @@ class MixSampler:
             f = (f - mean) * contrast + mean
             f = f * brightness
             frames = np.clip(f, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(frames)
+        return np.ascontiguousarray(frames), flow

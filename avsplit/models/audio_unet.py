@@ -52,15 +52,33 @@ class AudioUNet(nn.Module):
         self.up = nn.ModuleList(up)
         self.levels = n
 
-    def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
+        self.widths = widths
+
+    def decoder_widths(self) -> list[int]:
+        """Channels out of each decoder layer but the last (the ones FiLM modulates)."""
+        return [self.widths[i - 1] for i in reversed(range(1, self.levels))]
+
+    def encode(self, log_mag: torch.Tensor) -> list[torch.Tensor]:
+        """``(batch, 1, freq, time)`` -> the encoder outputs, shallow to deep."""
         x = self.input_norm(log_mag)
         skips = []
         for layer in self.down:
             x = layer(x)
             skips.append(x)
+        return skips
+
+    def decode(self, skips: list[torch.Tensor], film=None) -> torch.Tensor:
+        """Encoder outputs -> ``(batch, out, freq, time)``. ``film(i, x)``, when given, modulates
+        the output of decoder layer ``i`` (all but the last) before its skip is concatenated."""
+        skips = list(skips)
         x = skips.pop()
         for i, layer in enumerate(self.up):
             x = layer(x)
             if skips:
+                if film is not None:
+                    x = film(i, x)
                 x = torch.cat([x, skips.pop()], dim=1)
         return x
+
+    def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(log_mag))

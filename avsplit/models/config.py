@@ -15,6 +15,8 @@ from avsplit.config import AudioSettings, VideoSettings, from_dict, to_dict
 from avsplit.errors import ConfigError
 
 MASK_TYPES = ("binary", "ratio")
+FUSION_HEADS = ("synthesizer", "film")
+FLOW_BACKENDS = ("dis", "raft")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,39 @@ class AudioNetConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """Motion analysis network (MAN): dense trajectories from cached optical flow -> 3D CNN -> fusion.
+
+    The flow backend is part of the model: a model sees flow of the kind it was trained on, and
+    asking for another is an error (:func:`check_flow_backend`).
+    """
+
+    flow_backend: str = "dis"
+    """``dis`` (OpenCV DIS, CPU, no weights) or ``raft`` (torchvision RAFT, GPU)."""
+    flow_preset: str = "medium"
+    """DIS preset (``ultrafast``, ``fast``, ``medium``)."""
+    flow_scale: int = 2
+    """Flow is computed on the model's frames and stored at 1/``flow_scale`` of their size."""
+    channels: int = 32
+    """Motion feature channels."""
+    width: int = 16
+    """Base width of the trajectory CNN."""
+    displacement_scale: float = 8.0
+    """Trajectory displacements are divided by this many (flow-resolution) pixels."""
+    fusion: str = "synthesizer"
+    """``synthesizer`` (time-varying visual vector x audio features; pixel-wise masks kept) or
+    ``film`` (FiLM of the U-Net decoder, which predicts the mask itself)."""
+
+    def __post_init__(self):
+        if self.fusion not in FUSION_HEADS:
+            raise ConfigError(f"fusion must be one of {FUSION_HEADS}, got {self.fusion!r}")
+        if self.flow_backend not in FLOW_BACKENDS:
+            raise ConfigError(f"flow backend must be one of {FLOW_BACKENDS}, got {self.flow_backend!r}")
+        if self.flow_scale < 1:
+            raise ConfigError("flow_scale must be >= 1")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     preset: str = "sop"
     audio: AudioSettings = AudioSettings()
@@ -51,6 +86,23 @@ class ModelConfig:
     visual_norm: bool = False
     """Normalise pooled visual features per channel (BatchNorm) before the sigmoid. Off in the
     paper's setting; on for models whose frame net starts from scratch, where it speeds up learning."""
+    motion: MotionConfig | None = None
+    """The motion pathway (Sound of Motions); ``None`` for appearance-only models."""
+
+    @property
+    def frames_per_window(self) -> int:
+        """Frames a window needs: ``num_frames`` for appearance models; for motion models every
+        frame of the window at the model's frame rate (the appearance frames are picked among them)."""
+        if self.motion is None:
+            return self.video.num_frames
+        return max(2, int(round(self.audio.clip_seconds * self.video.fps)))
+
+    def appearance_frame_indices(self) -> list[int]:
+        """Which of the ``frames_per_window`` frames the appearance net sees (evenly spread)."""
+        n, total = self.video.num_frames, self.frames_per_window
+        if self.motion is None:
+            return list(range(n))
+        return [min(total - 1, int((j + 0.5) * total / n)) for j in range(n)]
 
     def __post_init__(self):
         if self.mask not in MASK_TYPES:
@@ -86,6 +138,19 @@ PRESETS: dict[str, ModelConfig] = {
         audio_net=AudioNetConfig(levels=7, base_channels=32),
         visual_norm=True,
     ),
+    # Sound of Motions: the paper-scale appearance model plus the motion pathway.
+    "som": ModelConfig(preset="som", motion=MotionConfig(channels=64, width=32)),
+    # The small appearance model plus a small motion pathway (CPU-trainable); its appearance part can
+    # start from a trained ``small`` checkpoint (``train --init``).
+    "small-motion": ModelConfig(
+        preset="small-motion",
+        video=VideoSettings(fps=8.0, short_side=128, crop_size=112, num_frames=2),
+        channels=16,
+        appearance=AppearanceConfig(depth=3),
+        audio_net=AudioNetConfig(levels=7, base_channels=32),
+        visual_norm=True,
+        motion=MotionConfig(channels=16, width=16),
+    ),
     # For tests: short clips, a few channels; runs the whole pipeline in seconds.
     "tiny": ModelConfig(
         preset="tiny",
@@ -96,6 +161,20 @@ PRESETS: dict[str, ModelConfig] = {
         audio_net=AudioNetConfig(levels=4, base_channels=4),
     ),
 }
+#: The tiny test config with a tiny motion pathway.
+PRESETS["tiny-motion"] = PRESETS["tiny"].replace(
+    preset="tiny-motion", video=VideoSettings(fps=4.0, short_side=72, crop_size=64, num_frames=1),
+    motion=MotionConfig(channels=4, width=4, flow_preset="ultrafast"))
+
+
+def check_flow_backend(config: ModelConfig, requested: str | None) -> None:
+    """A clear error when ``requested`` (a user's ``--flow-backend``) is not the model's backend."""
+    if requested in (None, "") or config.motion is None:
+        return
+    if requested != config.motion.flow_backend:
+        raise ConfigError(
+            f"the model was trained on {config.motion.flow_backend!r} optical flow, not {requested!r}",
+            fix=f"use --flow-backend {config.motion.flow_backend} (or a model trained on {requested} flow)")
 
 
 def preset(name: str, **overrides) -> ModelConfig:
@@ -106,4 +185,4 @@ def preset(name: str, **overrides) -> ModelConfig:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-__all__ = ["AppearanceConfig", "AudioNetConfig", "ModelConfig", "PRESETS", "preset", "field"]
+__all__ = ["AppearanceConfig", "AudioNetConfig", "ModelConfig", "MotionConfig", "PRESETS", "check_flow_backend", "preset", "field"]

@@ -1,13 +1,18 @@
-"""The appearance-conditioned separator: appearance net + audio U-Net + synthesizer."""
+"""The separators: appearance net + audio U-Net + synthesizer (Sound of Pixels), and the same with the
+motion pathway and a synthesizer or FiLM head (Sound of Motions)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
 from avsplit.models.appearance import AppearanceNet
 from avsplit.models.audio_unet import AudioUNet
 from avsplit.models.config import ModelConfig
+from avsplit.models.fusion import MotionFusion
+from avsplit.models.motion import TrajectoryNet
 from avsplit.models.synthesizer import Synthesizer
 from avsplit.transforms import LogFrequencyWarp, Spectrogram, log_magnitude
 
@@ -44,8 +49,11 @@ class AVSeparator(nn.Module):
         return self.audio_net(log_magnitude(warped_magnitude))
 
     # ------------------------------------------------------------------ visual side
-    def visual_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """Normalised frames ``(batch, frames, 3, H, W)`` -> per-pixel features ``(batch, K, h, w)``."""
+    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised frames ``(batch, frames, 3, H, W)`` -> per-pixel features ``(batch, K, h, w)``.
+
+        (``flow`` is for motion models and ignored here.)
+        """
         return self.appearance(frames)
 
     def visual_vector(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -56,7 +64,8 @@ class AVSeparator(nn.Module):
         return torch.sigmoid(pooled)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-pixel ``(..., K, h, w)`` -> one vector per clip ``(..., K)``: spatial max, then activation."""
+        """Per-pixel ``(..., K, h, w)`` -> one vector per clip ``(..., K)``: spatial max, then activation.
+        (For motion models ``(batch, steps, K, h, w)`` -> ``(batch, steps, K)``.)"""
         return self.visual_vector(features.flatten(-2).amax(dim=-1))
 
     def activate_pixels(self, features: torch.Tensor) -> torch.Tensor:
@@ -80,14 +89,112 @@ class AVSeparator(nn.Module):
         return self.spectrogram.istft(masks * mixture_spec.unsqueeze(1), length)
 
     # ------------------------------------------------------------------ whole clip
-    def forward(self, mixture: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def source_vectors(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised frames ``(batch, sources, frames, 3, H, W)`` (and, for motion models, flow
+        ``(batch, sources, steps, 2, h, w)``) -> pooled vectors ``(batch, sources, K)`` (motion models:
+        ``(batch, sources, steps, K)``)."""
+        batch, sources = frames.shape[:2]
+        pooled = self.pool(self.visual_features(frames.flatten(0, 1), None if flow is None else flow.flatten(0, 1)))
+        return pooled.view(batch, sources, *pooled.shape[1:])
+
+    def forward(self, mixture: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         """Separate ``mixture`` ``(batch, samples)`` into one waveform per visual source.
 
-        ``frames``: normalised ``(batch, sources, frames, 3, H, W)``. Returns ``(batch, sources, samples)``.
+        ``frames``: normalised ``(batch, sources, frames, 3, H, W)``; ``flow`` (motion models):
+        ``(batch, sources, steps, 2, h, w)``. Returns ``(batch, sources, samples)``.
         """
-        batch, sources = frames.shape[:2]
         spec, warped = self.analyse(mixture)
         audio_feats = self.audio_features(warped)
-        visual = self.pool(self.visual_features(frames.flatten(0, 1))).view(batch, sources, -1)
-        masks = self.activate(self.mask_logits(visual, audio_feats))
+        masks = self.activate(self.mask_logits(self.source_vectors(frames, flow), audio_feats))
         return self.apply_masks(masks, spec, mixture.shape[-1])
+
+    @property
+    def has_pixel_masks(self) -> bool:
+        """Whether the model can give one mask per pixel (what ``localize --method model`` needs)."""
+        return self.synthesizer is not None
+
+
+class EncodedAudio:
+    """The U-Net encoder outputs of a batch of mixtures (what the FiLM head decodes per source);
+    indexable by batch like a tensor (``encoded[b : b + 1]``)."""
+
+    def __init__(self, skips: list[torch.Tensor]):
+        self.skips = skips
+
+    def __getitem__(self, index) -> "EncodedAudio":
+        return EncodedAudio([s[index] for s in self.skips])
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.skips[0].shape
+
+
+class FiLMHead(nn.Module):
+    """Per-step visual vectors ``(n, steps, K)`` -> scale and shift for each modulated decoder layer."""
+
+    def __init__(self, channels: int, widths: list[int]):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(channels, 2 * w) for w in widths])
+        for layer in self.layers:  # start as the identity modulation
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def modulator(self, visual: torch.Tensor):
+        """A ``film(i, x)`` function for :meth:`AudioUNet.decode` from ``visual`` ``(n, steps, K)``."""
+
+        def film(i: int, x: torch.Tensor) -> torch.Tensor:
+            gamma, beta = self.layers[i](visual).to(x.dtype).chunk(2, dim=-1)  # (n, steps, C) each
+            params = torch.cat([gamma, beta], dim=-1).transpose(1, 2)  # (n, 2C, steps)
+            if params.shape[-1] != x.shape[-1]:
+                params = F.interpolate(params.float(), size=x.shape[-1], mode="linear", align_corners=False).to(x.dtype)
+            gamma, beta = params.unsqueeze(2).chunk(2, dim=1)  # (n, C, 1, time)
+            return x * (1 + gamma) + beta
+
+        return film
+
+
+class MotionSeparator(AVSeparator):
+    """Sound of Motions: appearance + motion (trajectory CNN over cached flow), fused by attention.
+
+    Visual features are per pixel *and per step* ``(batch, steps, K, h, w)``: pooled over space
+    they give a time-varying vector per source. Head ``synthesizer``: that vector times the audio
+    features, per spectrogram frame (pixel-wise masks kept, so localization works). Head ``film``:
+    the vector modulates the U-Net decoder, which predicts each source's mask itself.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        motion = config.motion
+        assert motion is not None
+        self.motion_net = TrajectoryNet(motion)
+        self.fusion = MotionFusion(config.channels, motion.channels)
+        self.film = None
+        if motion.fusion == "film":
+            self.audio_net = AudioUNet(1, config.audio_net)
+            self.synthesizer = None
+            self.film = FiLMHead(config.channels, self.audio_net.decoder_widths())
+
+    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames ``(batch, frames, 3, H, W)`` and flow ``(batch, steps, 2, h, w)`` (flow-resolution
+        pixels) -> fused per-pixel, per-step features ``(batch, steps, K, h', w')``."""
+        if flow is None:
+            raise ValueError("a motion model needs optical flow with its frames")
+        appearance = self.appearance(frames)
+        motion = self.motion_net(flow.to(appearance.dtype) if flow.is_floating_point() else flow.float())
+        return self.fusion(appearance, motion)
+
+    def audio_features(self, warped_magnitude: torch.Tensor):
+        if self.film is None:
+            return super().audio_features(warped_magnitude)
+        return EncodedAudio(self.audio_net.encode(log_magnitude(warped_magnitude)))
+
+    def mask_logits(self, visual: torch.Tensor, audio_features) -> torch.Tensor:
+        """``(batch, sources, [steps,] K)`` x audio features -> ``(batch, sources, log_freq, time)``."""
+        if self.film is None:
+            return self.synthesizer(visual, audio_features)
+        batch, sources = visual.shape[:2]
+        if visual.ndim == 3:
+            visual = visual.unsqueeze(2)
+        skips = [s.repeat_interleave(sources, dim=0) for s in audio_features.skips]
+        out = self.audio_net.decode(skips, self.film.modulator(visual.flatten(0, 1)))  # (B*S, 1, F, T)
+        return out.view(batch, sources, *out.shape[-2:])

@@ -1,0 +1,200 @@
+"""The motion pathway (Sound of Motions): trajectories, the flow cache, the sampler's flow, both
+fusion heads, and train -> separate -> evaluate -> localize with a tiny motion model."""
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from avsplit.cli import app
+from avsplit.data.cache import PreprocessCache
+from avsplit.data.mixing import NO_AUGMENT, MixSampler
+from avsplit.data.motion import FlowExtra, cache_extras, compute_flow, crop_flip_flow, window_flow
+from avsplit.data.scan import scan_videos
+from avsplit.config import PreprocessSettings
+from avsplit.models import build_model, preset
+from avsplit.trajectories import dense_trajectories, trajectory_field
+from avsplit.training import MixSeparateLoss, init_from_checkpoint
+
+runner = CliRunner()
+
+
+# ------------------------------------------------------------------ trajectories
+
+
+def test_translating_object_gives_straight_trajectories_of_its_speed():
+    """A square moving 2 px right and 1 px down per step: trajectories that start on it follow it
+    (the flow is looked up where the point has moved to), the background stays put."""
+    steps, h, w = 6, 40, 48
+    flow = torch.zeros(1, steps, 2, h, w)
+    for t in range(steps):
+        y0, x0 = 5 + t, 4 + 2 * t
+        flow[0, t, 0, y0 : y0 + 8, x0 : x0 + 8] = 2.0
+        flow[0, t, 1, y0 : y0 + 8, x0 : x0 + 8] = 1.0
+    positions, velocities = dense_trajectories(flow)
+    assert positions.shape == (1, steps + 1, 2, h, w) and velocities.shape == (1, steps, 2, h, w)
+    disp = positions[0, :, :, 8, 7] - positions[0, 0, :, 8, 7]  # starts inside the square
+    expected = torch.stack([2.0 * torch.arange(steps + 1), 1.0 * torch.arange(steps + 1)], dim=1)
+    torch.testing.assert_close(disp, expected)
+    assert torch.all(positions[0, :, :, 30, 40] == positions[0, 0, :, 30, 40])  # background
+
+
+def test_sub_pixel_translation_slope_and_static_scene():
+    flow = torch.zeros(2, 5, 2, 16, 20)
+    flow[0, :, 0] = 0.75
+    flow[0, :, 1] = -0.25
+    positions, velocities = dense_trajectories(flow)
+    slope = (positions[0, -1] - positions[0, 0]) / 5
+    torch.testing.assert_close(slope[0], torch.full((16, 20), 0.75))
+    torch.testing.assert_close(slope[1], torch.full((16, 20), -0.25))
+    assert torch.count_nonzero(positions[1] - positions[1, :1]) == 0 and torch.count_nonzero(velocities[1]) == 0
+    field = trajectory_field(flow, displacement_scale=1.0)
+    assert field.shape == (2, 4, 5, 16, 20)
+    torch.testing.assert_close(field[0, 2, -1], torch.full((16, 20), 5 * 0.75))  # displacement x at the end
+    assert torch.count_nonzero(field[1]) == 0
+
+
+# ------------------------------------------------------------------ models
+
+
+@pytest.mark.parametrize("fusion", ["synthesizer", "film"])
+def test_motion_model_shapes_and_gradients(fusion):
+    cfg = preset("tiny-motion")
+    cfg = cfg.replace(motion=dataclasses.replace(cfg.motion, fusion=fusion))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    steps = cfg.frames_per_window - 1
+    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    flow = torch.randn(2, 2, steps, 2, 32, 32)
+    est = model(audio.sum(1), frames, flow)
+    assert est.shape == (2, 2, cfg.audio.clip_samples)
+    raw = model.visual_features(frames[:, 0], flow[:, 0])
+    assert raw.shape[:3] == (2, steps, cfg.channels)  # per step and per pixel
+    loss = MixSeparateLoss(model)(audio, frames, flow)
+    loss.backward()
+    first = model.fusion.project if fusion == "synthesizer" else model.film.layers[0]  # starts as the identity
+    assert first.weight.grad.abs().sum() > 0
+    assert model.has_pixel_masks == (fusion == "synthesizer")
+    with pytest.raises(ValueError, match="optical flow"):
+        model.visual_features(frames[:, 0])
+
+
+def test_motion_model_starts_as_the_appearance_model(tiny_weights):
+    """--init from an appearance checkpoint: the fusion starts as 'appearance only', so the motion
+    model separates exactly as the appearance model did until it learns to use motion."""
+    from avsplit.checkpoint import load_checkpoint
+
+    appearance, _ = load_checkpoint(tiny_weights)
+    motion = build_model(preset("tiny-motion")).eval()
+    assert init_from_checkpoint(motion, tiny_weights) == len(appearance.state_dict())
+    cfg = motion.config
+    torch.manual_seed(1)
+    mix = torch.randn(1, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(1, 2, 1, 3, 64, 64)
+    flow = torch.randn(1, 2, cfg.frames_per_window - 1, 2, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(motion(mix, frames, flow), appearance(mix, frames))
+
+
+# ------------------------------------------------------------------ data
+
+
+@pytest.fixture(scope="module")
+def motion_set(tmp_path_factory):
+    from avsplit.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("motion")
+    generate_dataset(root / "data", solos=6, duets=2, same_kind=1.0, seconds=2.5, size=(96, 72), fps=8, seed=7)
+    return root
+
+
+def test_flow_cache_sampler_and_inference_agree(motion_set):
+    cfg = preset("tiny-motion")
+    items = scan_videos(motion_set / "data" / "solos")
+    report = PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video), extras=cache_extras(cfg)).build(items)
+    videos = list(report.ready)
+    assert len(videos) == len(items)
+    v = videos[0]
+    flow = v.array("flow")
+    (t, fh, fw, two) = flow.shape
+    assert flow.dtype == np.float16 and t == v.num_frames - 1 and two == 2
+    assert (fh, fw) == (v.frames.shape[1] // 2, v.frames.shape[2] // 2)
+    # separation computes flow from decoded frames the same way the cache does
+    live = compute_flow(np.asarray(v.frames[:4]), cfg.motion)
+    np.testing.assert_allclose(live, np.asarray(flow[:3], np.float32), atol=2e-2)
+    # the sampler cuts the cached flow for the window's frames, and crops it like the frames
+    sampler = MixSampler(videos, cfg, seed=3, augment=NO_AUGMENT)
+    audio, frames, wflow = sampler.batch([0, 1])
+    steps = cfg.frames_per_window - 1
+    crop = cfg.video.crop_size
+    assert wflow.shape == (2, 2, steps, crop // 2, crop // 2, 2) and frames.shape[2] == cfg.video.num_frames
+    ex = sampler.example(0)
+    video = videos[ex.videos[0]]
+    rate = cfg.audio.sample_rate
+    dense = video.frames_in(ex.starts[0] / rate, (ex.starts[0] + cfg.audio.clip_samples) / rate, cfg.frames_per_window)
+    full = window_flow(video.array("flow"), dense)
+    h, w = video.frames.shape[1:3]
+    y, x = (max(h, crop) - crop) // 2 // 2 * 2, (max(w, crop) - crop) // 2 // 2 * 2
+    if h >= crop and w >= crop:
+        np.testing.assert_allclose(ex.flow[0].astype(np.float32), crop_flip_flow(full, y, x, crop, False, 2), atol=1e-2)
+
+
+def test_window_flow_and_flip():
+    flow = np.random.default_rng(0).normal(size=(5, 4, 6, 2)).astype(np.float16)
+    out = window_flow(flow, np.array([1, 2, 2, 4]))
+    np.testing.assert_allclose(out[0], flow[1].astype(np.float32))
+    assert not out[1].any()  # a repeated frame does not move
+    np.testing.assert_allclose(out[2], flow[2].astype(np.float32) + flow[3].astype(np.float32), rtol=1e-3)
+    flipped = crop_flip_flow(flow.astype(np.float32), 0, 0, 8, True, 2)
+    np.testing.assert_allclose(flipped[..., 0], -flow[:, :4, 3::-1, 0].astype(np.float32))
+    np.testing.assert_allclose(flipped[..., 1], flow[:, :4, 3::-1, 1].astype(np.float32))
+    assert FlowExtra(preset("tiny-motion").motion).name.startswith("flow_dis")
+
+
+# ------------------------------------------------------------------ end to end
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
+    run = tmp_path / "run"
+    r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
+                "--val-every", "2", "--curriculum", "--cache", motion_set / "cache", "-q")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
+    weights = run / "last.safetensors"
+    duet = sorted((motion_set / "data" / "duets").glob("*.mp4"))[0]
+    r = _invoke("separate", duet, "-o", tmp_path / "sep", "-w", weights, "--sources", "2", "-q")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "sep" / duet.stem / "sources.json").read_text())
+    assert len(meta["sources"]) == 2
+    r = _invoke("separate", duet, "-o", tmp_path / "sep2", "-w", weights, "--flow-backend", "raft", "-q")
+    assert r.exit_code != 0 and "trained on 'dis' optical flow" in r.output and "--flow-backend dis" in r.output
+    r = _invoke("evaluate", "--data", motion_set / "data", "-w", weights, "--pairs", "2", "--json", tmp_path / "e.json", "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "e.json").read_text())["summary"]
+    assert "mix" in summary and any(k.startswith("wild") for k in summary)
+    r = _invoke("localize", duet, "-o", tmp_path / "loc", "-w", weights, "--maps", "-q")
+    assert r.exit_code == 0, r.output
+    maps = np.load(tmp_path / "loc" / f"{duet.stem}.npz")["maps"]
+    assert maps.ndim == 3 and np.isfinite(maps).all()
+
+
+def test_film_head_trains_separates_and_refuses_pixel_maps(motion_set, tmp_path):
+    run = tmp_path / "film"
+    r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--fusion", "film",
+                "--steps", "2", "--val-every", "2", "--no-curriculum", "--cache", motion_set / "cache", "-q")
+    assert r.exit_code == 0, r.output
+    duet = sorted((motion_set / "data" / "duets").glob("*.mp4"))[0]
+    r = _invoke("separate", duet, "-o", tmp_path / "sep", "-w", run / "last.safetensors", "--grid", "1x2", "-q")
+    assert r.exit_code == 0, r.output
+    r = _invoke("localize", duet, "-o", tmp_path / "loc", "-w", run / "last.safetensors", "-q")
+    assert r.exit_code != 0 and "FiLM head" in r.output and "--method onsets" in r.output
