@@ -199,9 +199,15 @@ class SeparationEngine:
     def visual(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``(B, frames_per_window, H, W, 3)`` -> raw per-pixel features ``(B, K, h, w)``
         (motion models: ``(B, steps, K, h, w)``, with the flow computed from the frames here)."""
+        return self.visual_and_flow(frames)[0]
+
+    @torch.no_grad()
+    def visual_and_flow(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`visual` and the flow it used ``(B, steps, 2, h', w')`` (None for appearance models)."""
         from avsplit.data.motion import visual_inputs
 
-        return self.model.visual_features(*visual_inputs(self.model.config, frames, self.device))
+        app, flow = visual_inputs(self.model.config, frames, self.device)
+        return self.model.visual_features(app, flow), flow
 
     @torch.no_grad()
     def appearance(self, frames: np.ndarray) -> torch.Tensor:
@@ -217,13 +223,14 @@ class SeparationEngine:
         return self.model.appearance(app)
 
     @torch.no_grad()
-    def motion_energy(self, frames: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-        """Mean optical-flow magnitude of windows ``(B, frames_per_window, H, W, 3)`` (motion models)
-        averaged onto ``grid`` ``(h, w)`` (e.g. the feature grid): high where things move."""
+    def motion_energy(self, frames: np.ndarray | None, grid: tuple[int, int], flow: torch.Tensor | None = None) -> np.ndarray:
+        """Mean optical-flow magnitude of windows ``(B, frames_per_window, H, W, 3)`` (motion models;
+        or of their already computed ``flow``) averaged onto ``grid`` ``(h, w)``: high where things move."""
         from avsplit.data.motion import visual_inputs
 
-        _, flow = visual_inputs(self.model.config, frames, torch.device("cpu"))
-        magnitude = flow.float().norm(dim=2).mean(dim=(0, 1))  # (h', w') at flow resolution
+        if flow is None:
+            _, flow = visual_inputs(self.model.config, frames, torch.device("cpu"))
+        magnitude = flow.float().norm(dim=2).mean(dim=(0, 1)).cpu()  # (h', w') at flow resolution
         if tuple(magnitude.shape) == tuple(grid):
             return magnitude.numpy()
         return torch.nn.functional.adaptive_avg_pool2d(magnitude[None, None], tuple(grid))[0, 0].numpy()
@@ -232,7 +239,7 @@ class SeparationEngine:
         """``(h, w)`` of the feature grid for frames of ``frame_size`` ``(W, H)``."""
         w, h = frame_size
         probe = np.zeros((1, self.model.config.frames_per_window, h, w, 3), np.uint8)
-        return tuple(int(v) for v in self.visual(probe).shape[-2:])
+        return tuple(int(v) for v in self.appearance(probe).shape[-2:])  # the fused grid is the appearance grid
 
     @torch.no_grad()
     def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
@@ -300,12 +307,17 @@ def box_regions(boxes: Sequence[Sequence[float]], grid_shape, video_size) -> lis
     return regions
 
 
+def discovery_picks(count: int) -> np.ndarray:
+    """Indices of the windows (of ``count``) that :func:`discovery_windows` reads: up to
+    :data:`DISCOVERY_WINDOWS`, spread evenly (all of them for a short video)."""
+    return np.unique(np.linspace(0, count - 1, min(DISCOVERY_WINDOWS, count)).round().astype(int))
+
+
 def discovery_windows(stream: WindowStream) -> tuple[np.ndarray, np.ndarray]:
     """Audio ``(M, S)`` and frames ``(M, F, H, W, 3)`` of up to :data:`DISCOVERY_WINDOWS` windows spread
     over the video (read by seeking), from which its sources are found."""
     windows = stream.windows
-    pick = np.unique(np.linspace(0, len(windows) - 1, min(DISCOVERY_WINDOWS, len(windows))).round().astype(int))
-    chosen = [windows[i] for i in pick]
+    chosen = [windows[i] for i in discovery_picks(len(windows))]
     audio = np.stack([stream.audio(w) for w in chosen])
     frames = np.stack([stream.frames_at(stream.frame_times(w)) for w in chosen])
     return audio, frames
@@ -331,7 +343,7 @@ def saliency(raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def find_regions(
     engine: SeparationEngine, audio: np.ndarray, frames: np.ndarray, video_size: tuple[int, int],
-    num_sources: int | None, path: Path | str = "",
+    num_sources: int | None, path: Path | str = "", features: dict | None = None,
 ) -> list[Region]:
     """Group the salient pixels of a few windows into sources (see the module doc).
 
@@ -340,13 +352,16 @@ def find_regions(
     mask. Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose masks are
     distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`) and
     each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
+    ``features``, when given, receives the windows' raw visual features (key ``raw``) for reuse.
     """
     spec, warped, feats = engine.analyse(audio)
-    raw = engine.visual(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
+    raw, flow = engine.visual_and_flow(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
+    if features is not None:
+        features["raw"] = raw
     if raw.ndim == 5:
         # motion models: sources are what moves (the players), described by what they look like
         _, z = saliency(engine.appearance(frames))
-        sal = engine.motion_energy(frames, raw.shape[-2:])
+        sal = engine.motion_energy(None, raw.shape[-2:], flow)
     else:
         sal, z = saliency(raw)
     h, w = sal.shape
@@ -520,6 +535,8 @@ class _VideoJob:
     writers: list[StreamingWavWriter]
     residual: StreamingWavWriter
     names: list[str]
+    known: dict = field(default_factory=dict)
+    """Raw visual features of windows already analysed (by their start sample)."""
 
     def emit(self, piece: np.ndarray) -> None:
         if not piece.shape[1]:
@@ -581,10 +598,14 @@ def separate_videos(
         pending.clear()
         for group in groups.values():
             spec, _, feats = engine.analyse(np.stack([m["audio"] for m in group]))
-            raw = engine.visual(np.stack([m["frames"] for m in group]))
+            # windows already seen while finding the sources are not analysed again
+            todo_idx = [b for b, m in enumerate(group) if m["window"].start not in jobs_by_id[m["video"]].known]
+            raw_new = engine.visual(np.stack([group[b]["frames"] for b in todo_idx])) if todo_idx else None
             for b, msg in enumerate(group):
                 job = jobs_by_id[msg["video"]]
-                vectors = region_vectors(engine.model, raw[b : b + 1], job.regions)
+                known = job.known.pop(msg["window"].start, None)
+                raw_b = known if known is not None else raw_new[todo_idx.index(b)][None]
+                vectors = region_vectors(engine.model, raw_b, job.regions)
                 est = engine.separate(spec[b : b + 1], feats[b : b + 1], vectors, size)[0]  # (R, S)
                 job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
 
@@ -598,14 +619,19 @@ def separate_videos(
             found = box_regions(regions.boxes, grid_shape, video_size)
         elif regions.grid:
             found = grid_regions(regions.grid[0], regions.grid[1], grid_shape, (fw, fh), video_size)
-        else:
+        known: dict[int, torch.Tensor] = {}
+        if not (regions.boxes or regions.grid):
             audio, frames = msg["discovery"]
-            found = find_regions(engine, audio, frames, video_size, regions.num_sources, path)
+            seen: dict = {}
+            found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
+            for i, w in zip(discovery_picks(len(msg["windows"])), range(len(seen["raw"]))):
+                known[msg["windows"][i].start] = seen["raw"][w : w + 1]
         folder = ensure_dir(out / path.stem)
         names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
         writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
         residual = StreamingWavWriter(folder / f"residual.{fmt}", rate, fmt, out_rate)
-        return _VideoJob(path, folder, info, found, OverlapAdd(msg["total"], size, msg["windows"]), writers, residual, names)
+        return _VideoJob(path, folder, info, found, OverlapAdd(msg["total"], size, msg["windows"]), writers, residual, names,
+                         known)
 
     def finish(job: _VideoJob) -> SeparateResult:
         job.emit(job.joiner.finish())

@@ -2,7 +2,8 @@
 
 A :class:`ModelConfig` is everything needed to rebuild a model; it is stored as JSON inside every
 checkpoint. Presets: ``sop`` (the Sound of Pixels paper's settings), ``small`` (a reduced model
-that trains to a useful level on 2 CPU cores within an hour; the shipped default), ``tiny`` (for
+that trains to a useful level on 2 CPU cores within an hour), ``small-motion`` (``small`` plus the
+motion pathway; the shipped default), ``som`` (Sound of Motions, paper scale), ``tiny`` (for
 tests: the whole CLI runs in seconds).
 """
 
