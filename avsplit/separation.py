@@ -352,12 +352,13 @@ def find_regions(
     mask. Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose masks are
     distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`) and
     each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
-    ``features``, when given, receives the windows' raw visual features (key ``raw``) for reuse.
+    ``features``, when given, receives what was computed for the windows, for reuse: raw visual
+    features (``raw``), mixture STFT (``spec``) and audio features (``audio``).
     """
     spec, warped, feats = engine.analyse(audio)
     raw, flow = engine.visual_and_flow(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
     if features is not None:
-        features["raw"] = raw
+        features.update(raw=raw, spec=spec, audio=feats)
     if raw.ndim == 5:
         # motion models: sources are what moves (the players), described by what they look like
         _, z = saliency(engine.appearance(frames))
@@ -536,7 +537,7 @@ class _VideoJob:
     residual: StreamingWavWriter
     names: list[str]
     known: dict = field(default_factory=dict)
-    """Raw visual features of windows already analysed (by their start sample)."""
+    """Raw visual features, STFT and audio features of windows already analysed (by their start sample)."""
 
     def emit(self, piece: np.ndarray) -> None:
         if not piece.shape[1]:
@@ -597,16 +598,22 @@ def separate_videos(
             groups.setdefault(msg["frames"].shape, []).append(msg)
         pending.clear()
         for group in groups.values():
-            spec, _, feats = engine.analyse(np.stack([m["audio"] for m in group]))
-            # windows already seen while finding the sources are not analysed again
+            # windows already analysed while finding the sources (all of them, for a short video) are not
+            # analysed again
             todo_idx = [b for b, m in enumerate(group) if m["window"].start not in jobs_by_id[m["video"]].known]
-            raw_new = engine.visual(np.stack([group[b]["frames"] for b in todo_idx])) if todo_idx else None
+            if todo_idx:
+                spec_new, _, feats_new = engine.analyse(np.stack([group[b]["audio"] for b in todo_idx]))
+                raw_new = engine.visual(np.stack([group[b]["frames"] for b in todo_idx]))
             for b, msg in enumerate(group):
                 job = jobs_by_id[msg["video"]]
                 known = job.known.pop(msg["window"].start, None)
-                raw_b = known if known is not None else raw_new[todo_idx.index(b)][None]
+                if known is not None:
+                    raw_b, spec_b, feats_b = known
+                else:
+                    i = todo_idx.index(b)
+                    raw_b, spec_b, feats_b = raw_new[i : i + 1], spec_new[i : i + 1], feats_new[i : i + 1]
                 vectors = region_vectors(engine.model, raw_b, job.regions)
-                est = engine.separate(spec[b : b + 1], feats[b : b + 1], vectors, size)[0]  # (R, S)
+                est = engine.separate(spec_b, feats_b, vectors, size)[0]  # (R, S)
                 job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
 
     def start(msg: dict) -> _VideoJob:
@@ -625,7 +632,7 @@ def separate_videos(
             seen: dict = {}
             found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
             for i, w in zip(discovery_picks(len(msg["windows"])), range(len(seen["raw"]))):
-                known[msg["windows"][i].start] = seen["raw"][w : w + 1]
+                known[msg["windows"][i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["audio"][w : w + 1])
         folder = ensure_dir(out / path.stem)
         names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
         writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
