@@ -213,14 +213,13 @@ class SeparationEngine:
     def appearance(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``(B, frames_per_window, H, W, 3)`` -> the appearance net's raw features ``(B, K, h, w)``
         (what objects look like; for motion models without the motion pathway)."""
-        from avsplit.data.motion import visual_inputs
+        from avsplit.models.appearance import normalize_frames
 
         cfg = self.model.config
         if cfg.motion is None:
             return self.visual(frames)
         picked = np.ascontiguousarray(frames[:, cfg.appearance_frame_indices()])
-        app, _ = visual_inputs(cfg.replace(motion=None, video=cfg.video), picked, self.device)
-        return self.model.appearance(app)
+        return self.model.appearance(normalize_frames(torch.from_numpy(picked).to(self.device)))
 
     @torch.no_grad()
     def motion_energy(self, frames: np.ndarray | None, grid: tuple[int, int], flow: torch.Tensor | None = None) -> np.ndarray:

@@ -141,17 +141,6 @@ PRESETS: dict[str, ModelConfig] = {
     ),
     # Sound of Motions: the paper-scale appearance model plus the motion pathway.
     "som": ModelConfig(preset="som", motion=MotionConfig(channels=64, width=32)),
-    # The small appearance model plus a small motion pathway (CPU-trainable); its appearance part can
-    # start from a trained ``small`` checkpoint (``train --init``).
-    "small-motion": ModelConfig(
-        preset="small-motion",
-        video=VideoSettings(fps=8.0, short_side=128, crop_size=112, num_frames=2),
-        channels=16,
-        appearance=AppearanceConfig(depth=3),
-        audio_net=AudioNetConfig(levels=7, base_channels=32),
-        visual_norm=True,
-        motion=MotionConfig(channels=16, width=16),
-    ),
     # For tests: short clips, a few channels; runs the whole pipeline in seconds.
     "tiny": ModelConfig(
         preset="tiny",
@@ -162,6 +151,9 @@ PRESETS: dict[str, ModelConfig] = {
         audio_net=AudioNetConfig(levels=4, base_channels=4),
     ),
 }
+#: The small appearance model plus a small motion pathway (CPU-trainable); its appearance part can
+#: start from a trained ``small`` checkpoint (``train --init``).
+PRESETS["small-motion"] = PRESETS["small"].replace(preset="small-motion", motion=MotionConfig(channels=16, width=16))
 #: The tiny test config with a tiny motion pathway.
 PRESETS["tiny-motion"] = PRESETS["tiny"].replace(
     preset="tiny-motion", video=VideoSettings(fps=4.0, short_side=72, crop_size=64, num_frames=1),
