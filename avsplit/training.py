@@ -390,10 +390,9 @@ def train(
         meta = load_train_state(out / "state.safetensors", optimizer)
         step, best = int(meta["step"]), float(meta["best"])
         log.info(f"resuming {out} at step {step}")
-    else:
-        if init is not None:
-            copied = init_from_checkpoint(model, init)
-            log.info(f"initialised {copied} tensors from {init}")
+    elif init is not None:
+        copied = init_from_checkpoint(model, init)
+        log.info(f"initialised {copied} tensors from {init}")
     if not (resume and (out / "state.safetensors").exists()) and rank == 0:
         with atomic_path(config_path) as tmp:
             tmp.write_text(json.dumps({"model": cfg.to_dict(), "train": to_dict(tcfg), "versions": software_versions(),
