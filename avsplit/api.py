@@ -262,9 +262,14 @@ def localize(
     summary = BatchSummary()
     with make_progress() as progress:
         task = progress.add_task("localizing", total=len(videos), status="")
+        stems: dict[str, Path] = {}
         for video in videos:
             progress.update(task, status=video.name)
             try:
+                first = stems.setdefault(video.stem, video)
+                if first != video:
+                    raise AvsplitError(f"has the same name as {first} in this batch (both would write "
+                                       f"{out / video.stem}.mp4)", video, "localize it into another -o folder, or rename it")
                 result = localize_video(video, out, method=method, engine=engine, maps=maps, per_source=per_source,
                                         alpha=alpha, colormap=colormap, settings=settings,
                                         onset_settings=onset_settings, overwrite=overwrite, progress=progress)

@@ -349,8 +349,9 @@ def find_regions(
     Salient pixels (:func:`saliency` at least :data:`SALIENT_FRACTION` of its maximum) are
     clustered on their standardised features and position; each cluster's pooled features give a
     mask. Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose masks are
-    distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`) and
-    each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
+    distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`, also
+    against the sum of the other groups: a group that sounds like the others together is a mix of
+    them) and each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
     ``features``, when given, receives what was computed for the windows, for reuse: raw visual
     features (``raw``), mixture STFT (``spec``) and audio features (``audio``).
     """
@@ -393,9 +394,15 @@ def find_regions(
         norms = np.linalg.norm(flat, axis=1).clip(min=1e-8)
         sim = (flat @ flat.T) / norms[:, None] / norms[None]
         np.fill_diagonal(sim, 0)
+        # a group whose sound is (close to) the others' together is a mix of them, not a source
+        if len(flat) > 2:
+            rest = flat.sum(0, keepdims=True) - flat
+            mixed = ((flat * rest).sum(1) / norms / np.linalg.norm(rest, axis=1).clip(min=1e-8)).max()
+        else:
+            mixed = 0.0
         for r, s in zip(regions, shares):
             r.confidence = float(s)
-        if num_sources or k == 1 or (sim.max() < SAME_SOURCE_SIMILARITY and shares.min() >= MIN_SOURCE_SHARE):
+        if num_sources or k == 1 or (max(sim.max(), mixed) < SAME_SOURCE_SIMILARITY and shares.min() >= MIN_SOURCE_SHARE):
             best = regions
             break
     assert best is not None
@@ -572,9 +579,15 @@ def separate_videos(
     """
     cfg = engine.model.config
     todo = []
+    stems: dict[str, Path] = {}
     for p in paths:
         folder = out / Path(p).stem
-        if (folder / "sources.json").exists() and not overwrite:
+        first = stems.setdefault(Path(p).stem, Path(p))
+        if first != Path(p):
+            yield Path(p), None, str(OutputError(
+                f"has the same name as {first} in this batch (both would write {folder})", Path(p),
+                "separate it into another -o folder, or rename it"))
+        elif (folder / "sources.json").exists() and not overwrite:
             yield Path(p), SeparateResult(folder, skipped=True), None
         else:
             todo.append(Path(p))

@@ -137,3 +137,14 @@ def test_parallel_decoding_gives_the_same_tracks(tiny_weights, synth_set, tmp_pa
     assert len(files) == 6 and files == sorted(p.relative_to(tmp_path / "j2") for p in (tmp_path / "j2").rglob("*.wav"))
     for f in files:
         np.testing.assert_allclose(sf.read(tmp_path / "j1" / f)[0], sf.read(tmp_path / "j2" / f)[0], atol=2e-4)
+
+
+def test_two_inputs_with_one_name_do_not_share_an_output_folder(tiny_weights, synth_set, tmp_path):
+    duet = next((synth_set / "duets").glob("*.mp4"))
+    other = tmp_path / "elsewhere" / duet.name
+    other.parent.mkdir()
+    other.write_bytes(duet.read_bytes())
+    r = _invoke("separate", duet, other, "-o", tmp_path / "out", "-w", tiny_weights, "--sources", "2", "-q")
+    assert r.exit_code != 0
+    assert "same name as" in r.output and "another -o folder" in r.output
+    assert (tmp_path / "out" / duet.stem / "sources.json").exists()  # the first one was separated
