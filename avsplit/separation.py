@@ -243,7 +243,7 @@ class SeparationEngine:
     @torch.no_grad()
     def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
         """Pooled visual vectors ``(B, N, K)`` -> waveforms ``(B, N, length)``."""
-        masks = self.model.activate(self.model.mask_logits(visual_vectors, feats))
+        masks = self.model.source_masks(self.model.mask_logits(visual_vectors, feats))
         return self.model.apply_masks(masks, spec, length).cpu().numpy()
 
     @torch.no_grad()

@@ -72,3 +72,18 @@ def test_model_forward_tiny():
     with torch.no_grad():
         out = model(torch.randn(2, cfg.audio.clip_samples), torch.randn(2, 3, cfg.video.num_frames, 3, 64, 80))
     assert out.shape == (2, 3, cfg.audio.clip_samples)
+
+
+def test_source_masks_never_claim_more_than_the_mixture():
+    import torch
+
+    from avsplit.models import build_model, preset
+
+    model = build_model(preset("tiny"))
+    logits = torch.tensor([[[[4.0, -4.0]], [[4.0, -4.0]]]])  # 2 sources, one bin both claim, one neither
+    masks = model.source_masks(logits)
+    assert masks.shape == (1, 2, 1, 2)
+    assert torch.all(masks.sum(dim=1) <= 1.0 + 1e-6)
+    torch.testing.assert_close(masks[0, :, 0, 0], torch.full((2,), 0.5))  # shared out
+    torch.testing.assert_close(masks[0, :, 0, 1], torch.sigmoid(torch.tensor([-4.0, -4.0])))  # untouched
+    torch.testing.assert_close(model.source_masks(logits[:, :1]), torch.sigmoid(logits[:, :1]))  # one source

@@ -82,6 +82,16 @@ class AVSeparator(nn.Module):
         """Mask logits -> masks: sigmoid for binary masks, ReLU for ratio masks."""
         return torch.sigmoid(logits) if self.config.mask == "binary" else torch.relu(logits)
 
+    def source_masks(self, logits: torch.Tensor) -> torch.Tensor:
+        """Mask logits of the sources of one mixture ``(batch, sources, freq, time)`` -> their masks,
+        scaled down where together they claim more than the whole mixture (sum over sources above 1),
+        so that the separated tracks add up to at most the mixture. Where the model is sure of one
+        source this changes nothing; where it gives a bin to several, it shares it out."""
+        masks = self.activate(logits)
+        if masks.shape[1] < 2:
+            return masks
+        return masks / masks.sum(dim=1, keepdim=True).clamp(min=1.0)
+
     def apply_masks(self, warped_masks: torch.Tensor, mixture_spec: torch.Tensor, length: int) -> torch.Tensor:
         """Warped masks ``(batch, sources, log_freq, time)`` on the mixture STFT ``(batch, freq, time)``
         -> waveforms ``(batch, sources, length)`` (mask x mixture magnitude, mixture phase)."""
@@ -105,7 +115,7 @@ class AVSeparator(nn.Module):
         """
         spec, warped = self.analyse(mixture)
         audio_feats = self.audio_features(warped)
-        masks = self.activate(self.mask_logits(self.source_vectors(frames, flow), audio_feats))
+        masks = self.source_masks(self.mask_logits(self.source_vectors(frames, flow), audio_feats))
         return self.apply_masks(masks, spec, mixture.shape[-1])
 
     @property
