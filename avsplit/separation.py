@@ -44,9 +44,10 @@ MIN_SOURCE_SHARE = 0.05
 SALIENT_FRACTION = 0.4
 #: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
 POSITION_WEIGHT = 1.0
-#: The same for motion models, whose candidate pixels are the moving ones: look-alike players are
-#: told apart by where they are.
-MOTION_POSITION_WEIGHT = 4.0
+#: The same for motion models, whose candidate pixels are the moving ones (often the edges of
+#: each player, whose features differ more than two players' do): players are told apart by where
+#: they are, features only break ties.
+MOTION_POSITION_WEIGHT = 8.0
 
 
 # ------------------------------------------------------------------------------ streaming input
