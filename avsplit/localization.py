@@ -351,7 +351,7 @@ class ModelMaps:
 
         engine, model = self.engine, self.engine.model
         spec, warped, feats = engine.analyse(audio)
-        raw = engine.visual(frames)
+        raw, flow = engine.visual_and_flow(frames)
         pix = model.activate(model.synthesizer.pixelwise(model.activate_pixels(raw), feats))  # (B,h,w,F,T)
         mag = warped[:, 0].float()  # (B, F, T)
         total = mag.sum(dim=1).clamp(min=1e-8)  # (B, T)
@@ -366,7 +366,7 @@ class ModelMaps:
             objects = []
             for b in range(raw.shape[0]):
                 if self.fine is not None:  # motion models: what moves in this window, per flow pixel
-                    sal = engine.motion_energy(frames[b : b + 1], self.fine)
+                    sal = engine.motion_energy(None, self.fine, flow[b : b + 1])
                 else:
                     sal, _ = saliency(raw[b : b + 1])
                 objects.append(torch.from_numpy(sal / max(float(sal.max()), 1e-8)))

@@ -9,6 +9,8 @@ entry (:class:`FlowExtra`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -34,17 +36,18 @@ def reduce_flow(flow: np.ndarray, scale: int) -> np.ndarray:
     return f / scale
 
 
-def compute_flow(frames: np.ndarray, motion: MotionConfig, estimator=None) -> np.ndarray:
-    """uint8 frames ``(T, H, W, 3)`` -> float32 flow ``(T - 1, H // s, W // s, 2)`` at flow resolution."""
+@functools.lru_cache(maxsize=4)
+def flow_estimator(motion: MotionConfig):
+    """The flow estimator of a motion config, made once per process (RAFT loads its weights here)."""
     from avsplit.flow import make_flow
 
-    est = estimator or make_flow(motion.flow_backend, **flow_options(motion))
-    if hasattr(est, "sequence"):
-        full = est.sequence(frames)
-    else:
-        full = np.stack([est(frames[i], frames[i + 1]) for i in range(len(frames) - 1)]) if len(frames) > 1 else \
-            np.zeros((0, *frames.shape[1:3], 2), np.float32)
-    return reduce_flow(np.asarray(full, np.float32), motion.flow_scale).astype(np.float32)
+    return make_flow(motion.flow_backend, **flow_options(motion))
+
+
+def compute_flow(frames: np.ndarray, motion: MotionConfig, estimator=None) -> np.ndarray:
+    """uint8 frames ``(T, H, W, 3)`` -> float32 flow ``(T - 1, H // s, W // s, 2)`` at flow resolution."""
+    est = estimator or flow_estimator(motion)
+    return reduce_flow(np.asarray(est.sequence(frames), np.float32), motion.flow_scale).astype(np.float32)
 
 
 class FlowExtra:
@@ -57,9 +60,7 @@ class FlowExtra:
         self.name = f"flow_{motion.flow_backend}_{motion.flow_preset}_s{motion.flow_scale}"
 
     def compute(self, video: CachedVideo, entry: EntryWriter) -> None:
-        from avsplit.flow import make_flow
-
-        est = make_flow(self.motion.flow_backend, **flow_options(self.motion))
+        est = flow_estimator(self.motion)
         frames = video.frames
         total = frames.shape[0]
         with entry.stream_array("flow", np.float16) as out:

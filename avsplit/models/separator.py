@@ -190,7 +190,7 @@ class MotionSeparator(AVSeparator):
         if flow is None:
             raise ValueError("a motion model needs optical flow with its frames")
         appearance = self.appearance(frames)
-        motion = self.motion_net(flow.to(appearance.dtype) if flow.is_floating_point() else flow.float())
+        motion = self.motion_net(flow)  # trajectories are chained in float32
         return self.fusion(appearance, motion)
 
     def audio_features(self, warped_magnitude: torch.Tensor):
