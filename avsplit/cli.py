@@ -183,6 +183,7 @@ def train(
     curriculum_stages: Optional[str] = typer.Option(None, "--curriculum-stages", help="Custom stages PAIRS:SOURCES:UNTIL,... with PAIRS easy|any|hard, e.g. easy:2:0.2,hard:2:0.6,any:2:0.8,any:3:1."),
     flow_backend: Optional[str] = typer.Option(None, "--flow-backend", help="Motion presets: dis (OpenCV, CPU) or raft (torchvision, GPU)."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Motion presets: synthesizer (pixel-wise masks kept) or film."),
+    timbre_db: Optional[float] = typer.Option(None, "--timbre-db", min=0.0, help="Random equaliser per source, band gains up to +-DB (0: off), so the model hears other synthesizers' timbres."),
     device: Optional[str] = DeviceOpt,
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -195,7 +196,8 @@ def train(
     model_overrides = {k: v for k, v in dict(mask=mask, num_mix=num_mix).items() if v is not None}
     train_overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, optimizer=optimizer, lr_frame=lr_frame,
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
-                                              curriculum=curriculum, curriculum_stages=curriculum_stages).items() if v is not None}
+                                              curriculum=curriculum, curriculum_stages=curriculum_stages,
+                                              timbre_db=timbre_db).items() if v is not None}
     if curriculum_stages and curriculum is None:
         train_overrides["curriculum"] = True
     motion_overrides = {k: v for k, v in dict(flow_backend=flow_backend, fusion=fusion).items() if v is not None}

@@ -30,7 +30,7 @@ from avsplit.chunking import OverlapAdd, Window, plan_windows
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
-from avsplit.models import AVSeparator, ModelConfig
+from avsplit.models import AVSeparator, ModelConfig, use_channels_last
 from avsplit.resample import StreamResampler
 
 #: Windows sampled from a video to find its sources.
@@ -185,9 +185,10 @@ class SeparationEngine:
     """Runs a model over windows. All tensors on ``device``; batches of ``batch`` windows."""
 
     def __init__(self, model: AVSeparator, device: torch.device, batch: int = 4):
-        self.model = model.eval().to(device)
+        self.model = use_channels_last(model.eval().to(device))
         self.device = device
         self.batch = batch
+        self._grids: dict[tuple[int, int], tuple[int, int]] = {}
 
     @torch.no_grad()
     def analyse(self, audio: np.ndarray):
@@ -205,10 +206,19 @@ class SeparationEngine:
     @torch.no_grad()
     def visual_and_flow(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`visual` and the flow it used ``(B, steps, 2, h', w')`` (None for appearance models)."""
+        return self.visual_flow_appearance(frames)[:2]
+
+    @torch.no_grad()
+    def visual_flow_appearance(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`visual_and_flow` plus :meth:`appearance` of the same frames, the frame net run once."""
         from avsplit.data.motion import visual_inputs
 
-        app, flow = visual_inputs(self.model.config, frames, self.device)
-        return self.model.visual_features(app, flow), flow
+        app_frames, flow = visual_inputs(self.model.config, frames, self.device)
+        if self.model.config.motion is None:
+            raw = self.model.visual_features(app_frames)
+            return raw, None, raw
+        appearance = self.model.appearance(app_frames)
+        return self.model.visual_features(app_frames, flow, appearance=appearance), flow, appearance
 
     @torch.no_grad()
     def appearance(self, frames: np.ndarray) -> torch.Tensor:
@@ -236,10 +246,13 @@ class SeparationEngine:
         return torch.nn.functional.adaptive_avg_pool2d(magnitude[None, None], tuple(grid))[0, 0].numpy()
 
     def grid_shape(self, frame_size: tuple[int, int]) -> tuple[int, int]:
-        """``(h, w)`` of the feature grid for frames of ``frame_size`` ``(W, H)``."""
-        w, h = frame_size
-        probe = np.zeros((1, self.model.config.frames_per_window, h, w, 3), np.uint8)
-        return tuple(int(v) for v in self.appearance(probe).shape[-2:])  # the fused grid is the appearance grid
+        """``(h, w)`` of the feature grid for frames of ``frame_size`` ``(W, H)`` (found once per size)."""
+        if frame_size not in self._grids:
+            w, h = frame_size
+            probe = np.zeros((1, self.model.config.frames_per_window, h, w, 3), np.uint8)
+            # the fused grid is the appearance grid
+            self._grids[frame_size] = tuple(int(v) for v in self.appearance(probe).shape[-2:])
+        return self._grids[frame_size]
 
     @torch.no_grad()
     def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
@@ -357,12 +370,12 @@ def find_regions(
     features (``raw``), mixture STFT (``spec``) and audio features (``audio``).
     """
     spec, warped, feats = engine.analyse(audio)
-    raw, flow = engine.visual_and_flow(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
+    raw, flow, appearance = engine.visual_flow_appearance(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
     if features is not None:
         features.update(raw=raw, spec=spec, audio=feats)
     if raw.ndim == 5:
         # motion models: sources are what moves (the players), described by what they look like
-        _, z = saliency(engine.appearance(frames))
+        _, z = saliency(appearance)
         sal = engine.motion_energy(None, raw.shape[-2:], flow)
     else:
         sal, z = saliency(raw)
@@ -522,7 +535,12 @@ class VideoWindowSource(torch.utils.data.IterableDataset):
                 disc = discovery_windows(stream) if self.discover else None
                 yield {"kind": "start", "video": i, "info": stream.info, "total": stream.total,
                        "windows": stream.windows, "frame_size": stream.frame_size, "discovery": disc}
-                for win, audio, frames in stream.iterate():
+                if disc is not None and len(disc[0]) == len(stream.windows):
+                    # a short video: every window was read for discovery, so it is not decoded twice
+                    windows = zip(stream.windows, disc[0], disc[1])
+                else:
+                    windows = stream.iterate()
+                for win, audio, frames in windows:
                     yield {"kind": "window", "video": i, "window": win, "audio": audio, "frames": frames}
                 yield {"kind": "end", "video": i}
             except AvsplitError as exc:

@@ -37,7 +37,7 @@ from avsplit.data.scan import load_dataset
 from avsplit.errors import AvsplitError, CheckpointError, ConfigError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.metrics import bss_eval
-from avsplit.models import AVSeparator, ModelConfig, build_model
+from avsplit.models import AVSeparator, ModelConfig, build_model, use_channels_last
 from avsplit.models.appearance import normalize_frames
 from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
 
@@ -69,6 +69,9 @@ class TrainConfig:
     curriculum_stages: str = ""
     """Custom stages, ``PAIRS:SOURCES:UNTIL,...`` (:func:`avsplit.data.curriculum.parse_stages`);
     empty: the default stages."""
+    timbre_db: float = 0.0
+    """Random equaliser per source (:func:`avsplit.data.mixing.random_timbre`), band gains up to
+    +-timbre_db dB; 0: off."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""
@@ -376,7 +379,7 @@ def train(
             val_videos = train_videos
 
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg).to(dev)
+    model = use_channels_last(build_model(cfg).to(dev))
     model.train()
     optimizer = make_optimizer(model, tcfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -411,6 +414,7 @@ def train(
             raise ConfigError(str(exc), fix="e.g. --curriculum-stages easy:2:0.2,hard:2:0.6,any:2:0.8,any:3:1") from None
         curriculum = Curriculum(train_videos, tcfg.steps, stages)
     samplers: dict[int, MixSampler] = {}
+    augment = Augment(timbre_db=tcfg.timbre_db)
 
     def sampler_at(at: int) -> MixSampler:
         """The training sampler for a step (one per curriculum stage; one overall without)."""
@@ -419,11 +423,11 @@ def train(
             if curriculum:
                 stage = curriculum.stage_at(at)
                 samplers[index] = MixSampler(train_videos, cfg, num_mix=stage.num_mix, seed=tcfg.seed + 1000 * index,
-                                             augment=Augment(), pair_filter=curriculum.pair_filter(stage))
+                                             augment=augment, pair_filter=curriculum.pair_filter(stage))
                 if rank == 0:
                     log.info(f"step {at}: curriculum {curriculum.describe(stage)}")
             else:
-                samplers[index] = MixSampler(train_videos, cfg, seed=tcfg.seed, augment=Augment())
+                samplers[index] = MixSampler(train_videos, cfg, seed=tcfg.seed, augment=augment)
         return samplers[index]
 
     val_sampler = MixSampler(val_videos, cfg, seed=10_000 + tcfg.seed, augment=NO_AUGMENT)

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", help="auto, bf16 or off")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--channels-last", action="store_true", help="convolution weights in channels-last layout")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -35,6 +36,8 @@ def main() -> None:
     cfg = preset(args.preset)
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = MixSeparateLoss(model)
     tcfg = TRAIN_PRESETS.get(args.preset, TrainConfig())
     optimizer = make_optimizer(model, tcfg)

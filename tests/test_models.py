@@ -87,3 +87,23 @@ def test_source_masks_never_claim_more_than_the_mixture():
     torch.testing.assert_close(masks[0, :, 0, 0], torch.full((2,), 0.5))  # shared out
     torch.testing.assert_close(masks[0, :, 0, 1], torch.sigmoid(torch.tensor([-4.0, -4.0])))  # untouched
     torch.testing.assert_close(model.source_masks(logits[:, :1]), torch.sigmoid(logits[:, :1]))  # one source
+
+
+def test_channels_last_changes_layout_not_results():
+    from avsplit.models import use_channels_last
+
+    torch.manual_seed(0)
+    model = build_model(preset("tiny-motion")).eval()
+    cfg = model.config
+    frames = torch.randn(2, len(cfg.appearance_frame_indices()), 3, cfg.video.crop_size, cfg.video.crop_size)
+    steps = cfg.frames_per_window - 1
+    size = cfg.video.crop_size // cfg.motion.flow_scale
+    flow = torch.randn(2, steps, 2, size, size)
+    warped = torch.rand(2, 1, cfg.audio.log_freq_bins, 64)
+    with torch.no_grad():
+        before = model.mask_logits(model.visual_features(frames, flow)[:, None].amax(dim=(-2, -1)), model.audio_features(warped))
+        use_channels_last(model)
+        convs = [p for p in model.parameters() if p.dim() == 4]
+        assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+        after = model.mask_logits(model.visual_features(frames, flow)[:, None].amax(dim=(-2, -1)), model.audio_features(warped))
+    assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)

@@ -184,12 +184,15 @@ class MotionSeparator(AVSeparator):
             self.synthesizer = None
             self.film = FiLMHead(config.channels, self.audio_net.decoder_widths())
 
-    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None,
+                        appearance: torch.Tensor | None = None) -> torch.Tensor:
         """Frames ``(batch, frames, 3, H, W)`` and flow ``(batch, steps, 2, h, w)`` (flow-resolution
-        pixels) -> fused per-pixel, per-step features ``(batch, steps, K, h', w')``."""
+        pixels) -> fused per-pixel, per-step features ``(batch, steps, K, h', w')``. ``appearance``:
+        the appearance net's output for ``frames`` ``(batch, K, h', w')`` when already computed."""
         if flow is None:
             raise ValueError("a motion model needs optical flow with its frames")
-        appearance = self.appearance(frames)
+        if appearance is None:
+            appearance = self.appearance(frames)
         motion = self.motion_net(flow)  # trajectories are chained in float32
         return self.fusion(appearance, motion)
 
