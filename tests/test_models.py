@@ -74,18 +74,23 @@ def test_model_forward_tiny():
     assert out.shape == (2, 3, cfg.audio.clip_samples)
 
 
-def test_source_masks_never_claim_more_than_the_mixture():
+def test_source_masks_share_out_the_mixture():
     import torch
 
     from avsplit.models import build_model, preset
+    from avsplit.models.separator import MASK_SUM_FLOOR
 
     model = build_model(preset("tiny"))
-    logits = torch.tensor([[[[4.0, -4.0]], [[4.0, -4.0]]]])  # 2 sources, one bin both claim, one neither
+    # 2 sources; bins: both claim, neither claims (but one more than the other), one claims, silence
+    logits = torch.tensor([[[[4.0, -4.0, 6.0, -30.0]], [[4.0, -5.0, -6.0, -30.0]]]])
     masks = model.source_masks(logits)
-    assert masks.shape == (1, 2, 1, 2)
-    assert torch.all(masks.sum(dim=1) <= 1.0 + 1e-6)
+    assert masks.shape == (1, 2, 1, 4)
+    torch.testing.assert_close(masks.sum(dim=1)[0, 0, :3], torch.ones(3))  # the tracks add up to the mixture
     torch.testing.assert_close(masks[0, :, 0, 0], torch.full((2,), 0.5))  # shared out
-    torch.testing.assert_close(masks[0, :, 0, 1], torch.sigmoid(torch.tensor([-4.0, -4.0])))  # untouched
+    p = torch.sigmoid(torch.tensor([-4.0, -5.0]))
+    torch.testing.assert_close(masks[0, :, 0, 1], p / p.sum())  # in proportion
+    assert masks[0, 0, 0, 2] > 0.99  # a sure source keeps the bin
+    assert masks[0, :, 0, 3].sum() <= 2 * torch.sigmoid(torch.tensor(-30.0)) / MASK_SUM_FLOOR + 1e-6  # silence stays silent
     torch.testing.assert_close(model.source_masks(logits[:, :1]), torch.sigmoid(logits[:, :1]))  # one source
 
 
