@@ -109,6 +109,30 @@ def sparsify(values: np.ndarray, floor: float, baseline: bool = False) -> np.nda
     return (np.maximum(values - cut, 0.0) * ((peak - low) / (peak - cut))).astype(np.float32)
 
 
+def combine_sources(source_maps: np.ndarray, floor: float, gate: float) -> np.ndarray:
+    """One map ``(h, w)`` from the maps of the sources of one moment ``(K, h, w)``.
+
+    Each source's map, less its minimum, is cut at ``floor`` x its peak and scaled to a peak of 1;
+    a source counts only if its energy (the sum of its map) is at least ``gate`` x the loudest
+    source's. The result is the maximum over the sources that count.
+    """
+    maps = np.maximum(np.asarray(source_maps, np.float32) - np.asarray(source_maps, np.float32).min(axis=(1, 2), keepdims=True), 0.0)
+    if not len(maps):
+        return np.zeros(maps.shape[1:], np.float32)
+    energy = maps.reshape(len(maps), -1).sum(axis=1)
+    loudest = float(energy.max())
+    out = np.zeros(maps.shape[1:], np.float32)
+    if loudest <= 0:
+        return out
+    for m, e in zip(maps, energy):
+        peak = float(m.max())
+        if e < gate * loudest or peak <= 0:
+            continue
+        cut = floor * peak
+        out = np.maximum(out, np.maximum(m - cut, 0.0) / (peak - cut))
+    return out
+
+
 # ------------------------------------------------------------------------------ model maps
 
 
@@ -143,6 +167,16 @@ class ModelMapSettings:
     default power 1; motion models: how much the pixel moves in the window (at the flow's
     resolution, finer than the feature grid), default power 0.5."""
 
+    by_source: bool | None = None
+    """Build each map from the sources found as ``separate`` finds them (default: on for motion
+    models): each source's own map (the energy its pixels claim inside the part of the spectrogram
+    its mask claims) is cut at ``source_floor`` of its peak and scaled to a peak of 1, and counts
+    only while the source is loud (its energy at least ``source_gate`` of the loudest source's);
+    the map is their maximum. Two players that both sound then both light up, however different
+    their levels, while a silent one stays dark."""
+    source_floor: float = 0.4
+    source_gate: float = 0.7
+
     def resolved(self, motion: bool) -> "ModelMapSettings":
         """The settings with the defaults that depend on the kind of model filled in."""
         import dataclasses
@@ -150,7 +184,8 @@ class ModelMapSettings:
         return dataclasses.replace(
             self,
             floor=self.floor if self.floor is not None else (0.25 if motion else 0.5),
-            objectness=self.objectness if self.objectness is not None else (0.5 if motion else 1.0))
+            objectness=self.objectness if self.objectness is not None else (0.5 if motion else 1.0),
+            by_source=self.by_source if self.by_source is not None else motion)
 
     def __post_init__(self):
         if not 0 < self.hop <= 1.0:
@@ -159,6 +194,8 @@ class ModelMapSettings:
             raise ConfigError("the map rate must be positive")
         if self.floor is not None and not 0 <= self.floor < 1:
             raise ConfigError("the map floor must be in [0, 1)")
+        if not (0 <= self.source_floor < 1 and 0 <= self.source_gate <= 1):
+            raise ConfigError("source_floor must be in [0, 1) and source_gate in [0, 1]")
 
 
 def _gaussian_smooth(x: np.ndarray, sigma: float, axis: int = -1) -> np.ndarray:
@@ -332,7 +369,8 @@ class ModelMaps:
                             torch.from_numpy(regrid_matrix(self.grid[1], w, stride, dx)))
         else:
             self._regrid = (torch.eye(self.grid[0]), torch.eye(self.grid[1]))
-        self.regions = discover_regions(engine, self.stream, None) if per_source else None
+        self.per_source = per_source
+        self.regions = discover_regions(engine, self.stream, None) if per_source or settings.by_source else None
         self.coarse = self.grid
         if self.fine is not None:
             self.grid = self.fine
@@ -454,10 +492,14 @@ class ModelMaps:
         st = self.settings
         t = (b / st.map_rate + min((b + 1) / st.map_rate, max(self.duration, b / st.map_rate))) / 2  # bin centre
         value = np.asarray(value, np.float32)
-        if self.regions:
-            sources = np.stack([sparsify(v, st.floor, st.baseline) for v in value[1:]])
-            return MapFrame(t, np.clip(sparsify(value[0], st.floor, st.baseline), 0, 1), np.clip(sources, 0, 1))
-        return MapFrame(t, np.clip(sparsify(value, st.floor, st.baseline), 0, 1))
+        if not self.regions:
+            return MapFrame(t, np.clip(sparsify(value, st.floor, st.baseline), 0, 1))
+        combined = combine_sources(value[1:], st.source_floor, st.source_gate) if st.by_source else \
+            sparsify(value[0], st.floor, st.baseline)
+        sources = None
+        if self.per_source:
+            sources = np.clip(np.stack([sparsify(v, st.floor, st.baseline) for v in value[1:]]), 0, 1)
+        return MapFrame(t, np.clip(combined, 0, 1), sources)
 
 
 class OnsetMaps:
@@ -712,10 +754,11 @@ def localize_video(
     writer_maps = None
     if maps:
         extra = {"method": np.asarray(method)}
-        if source.regions:
-            extra["source_boxes"] = np.asarray([r.box for r in source.regions], np.float64)
+        shown = source.regions if per_source else None  # sources found only to build the map are not written
+        if shown:
+            extra["source_boxes"] = np.asarray([r.box for r in shown], np.float64)
         writer_maps = MapsWriter(maps_out, source.grid, (info.height, info.width),
-                                 sources=len(source.regions or []), extra=extra)
+                                 sources=len(shown or []), extra=extra)
     clock = _MapClock(iter(source), writer_maps.write if writer_maps else None)
     fps = info.fps or 25.0
     frames = media.iter_frames(path, fps=fps if info.variable_frame_rate else None)
@@ -777,6 +820,6 @@ def localization_cious(path: str | Path, truth: dict, engine=None, methods: Sequ
     return out
 
 
-__all__ = ["COLORMAPS", "METHODS", "SOURCE_COLOURS", "LocalizeResult", "MapFrame", "MapsWriter", "ModelMapSettings",
+__all__ = ["COLORMAPS", "METHODS", "SOURCE_COLOURS", "LocalizeResult", "combine_sources", "MapFrame", "MapsWriter", "ModelMapSettings",
            "ModelMaps", "OnsetMaps", "OverlayRenderer", "apply_colormap", "colormap_lut", "compute_maps",
            "localization_cious", "localize_video", "output_paths", "sparsify", "truth_has_boxes", "upsample"]

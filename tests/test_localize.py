@@ -197,3 +197,20 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
     assert "loc_onsets_ciou50" in (tmp_path / "e.csv").read_text().splitlines()[0]
     assert "## Localization" in (tmp_path / "e.md").read_text()
     assert "localization" in r.output
+
+
+def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():
+    from avsplit.localization import combine_sources
+
+    maps = np.zeros((3, 6, 9), np.float32)
+    maps[0, 1:3, 1:3] = 1.0  # loud
+    maps[1, 1:3, 6:8] = 0.6  # quieter: energy 0.6 of the loudest -> below the gate 0.7
+    maps[2, 4:6, 4:6] = 0.9  # loud enough (energy 0.9 of the loudest)
+    out = combine_sources(maps, floor=0.4, gate=0.7)
+    assert out.shape == (6, 9)
+    assert out[1:3, 1:3].min() == pytest.approx(1.0) and out[4:6, 4:6].min() == pytest.approx(1.0)  # each scaled to 1
+    assert not out[1:3, 6:8].any()  # gated out
+    assert not out[0].any() and not out[:, 0].any()  # background stays dark
+    # a lower gate lets the quiet source in, at full scale too
+    assert combine_sources(maps, floor=0.4, gate=0.5)[1:3, 6:8].min() == pytest.approx(1.0)
+    assert not combine_sources(np.zeros((2, 4, 4), np.float32), 0.4, 0.7).any()  # silence: nothing
