@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from avsplit.models import build_model, preset
+from avsplit.models import build_model, preset, use_channels_last
 from avsplit.training import TRAIN_PRESETS, MixSeparateLoss, TrainConfig, autocast_for, make_optimizer, pick_device
 
 
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", help="auto, bf16 or off")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--channels-last", action="store_true", help="convolution weights in channels-last layout")
+    parser.add_argument("--no-channels-last", action="store_true",
+                        help="keep convolution weights contiguous (training stores them channels-last)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -36,8 +37,8 @@ def main() -> None:
     cfg = preset(args.preset)
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if not args.no_channels_last:
+        use_channels_last(model)
     loss_fn = MixSeparateLoss(model)
     tcfg = TRAIN_PRESETS.get(args.preset, TrainConfig())
     optimizer = make_optimizer(model, tcfg)
@@ -61,6 +62,7 @@ def main() -> None:
     step = statistics.median(times)
     amp_on = not isinstance(autocast_for(device, args.amp), type(__import__("contextlib").nullcontext()))
     print(json.dumps({"preset": args.preset, "batch": args.batch, "device": str(device), "amp_bf16": amp_on,
+                      "channels_last": not args.no_channels_last,
                       "threads": torch.get_num_threads(), "step_s": round(step, 3),
                       "clips_per_s": round(args.batch / step, 3), "steps_timed": len(times)}))
 

@@ -20,8 +20,8 @@ def use_channels_last(module: nn.Module) -> nn.Module:
     Values are unchanged; only the memory layout is. Convolutions then run in that layout (their
     outputs follow the weights'), which oneDNN on CPU and cuDNN on GPU execute far faster: on this
     project's 2-core CPU a training step of the ``small`` preset went from 0.75 to 0.39 s and the
-    audio U-Net's inference from 0.16 to 0.04 s per pair of windows (``benchmarks/bench_train.py
-    --channels-last``). Call it before creating an optimizer. The 3-D convolutions of the motion
+    audio U-Net's inference from 0.16 to 0.04 s per pair of windows (``benchmarks/bench_train.py``
+    with and without ``--no-channels-last``). Call it before creating an optimizer. The 3-D convolutions of the motion
     pathway stay as they are: channels-last-3d gained little there and breaks the gradient layout.
     """
     for param in module.parameters():
