@@ -87,10 +87,10 @@ def test_source_masks_share_out_the_mixture():
     assert masks.shape == (1, 2, 1, 4)
     torch.testing.assert_close(masks.sum(dim=1)[0, 0, :3], torch.ones(3))  # the tracks add up to the mixture
     torch.testing.assert_close(masks[0, :, 0, 0], torch.full((2,), 0.5))  # shared out
-    p = torch.sigmoid(torch.tensor([-4.0, -5.0]))
-    torch.testing.assert_close(masks[0, :, 0, 1], p / p.sum())  # in proportion
+    p = torch.sigmoid(torch.tensor([-4.0, -5.0])) ** 2
+    torch.testing.assert_close(masks[0, :, 0, 1], p / p.sum())  # in proportion to the squares (Wiener)
     assert masks[0, 0, 0, 2] > 0.99  # a sure source keeps the bin
-    assert masks[0, :, 0, 3].sum() <= 2 * torch.sigmoid(torch.tensor(-30.0)) / MASK_SUM_FLOOR + 1e-6  # silence stays silent
+    assert masks[0, :, 0, 3].sum() <= 2 * torch.sigmoid(torch.tensor(-30.0)) ** 2 / MASK_SUM_FLOOR**2 + 1e-6  # silence stays silent
     torch.testing.assert_close(model.source_masks(logits[:, :1]), torch.sigmoid(logits[:, :1]))  # one source
 
 
