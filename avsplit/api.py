@@ -179,6 +179,7 @@ def evaluate(
     seed: int = 0,
     same_category: bool = False,
     wild: bool = True,
+    localization: bool = True,
     json_path: str | Path | None = None,
     csv_path: str | Path | None = None,
     markdown_path: str | Path | None = None,
@@ -196,7 +197,7 @@ def evaluate(
     device_t = next(model.parameters()).device
     items, summary = run_evaluation(
         data, model, device_t, pairs=pairs, num_mix=num_mix, seed=seed, same_category=same_category, wild=wild,
-        weights_name=str(path), report_dir=Path(report_dir) if report_dir else None,
+        localization=localization, weights_name=str(path), report_dir=Path(report_dir) if report_dir else None,
     )
     info = {"weights": str(path), "data": str(data), "seed": seed, "pairs": pairs, "num_mix": num_mix,
             "same_category": same_category, "preset": model.config.preset}

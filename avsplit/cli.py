@@ -184,6 +184,8 @@ def train(
     flow_backend: Optional[str] = typer.Option(None, "--flow-backend", help="Motion presets: dis (OpenCV, CPU) or raft (torchvision, GPU)."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Motion presets: synthesizer (pixel-wise masks kept) or film."),
     timbre_db: Optional[float] = typer.Option(None, "--timbre-db", min=0.0, help="Random equaliser per source, band gains up to +-DB (0: off), so the model hears other synthesizers' timbres."),
+    temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
+    freeze: Optional[str] = typer.Option(None, "--freeze", help="Comma-separated parts kept fixed while fine-tuning from --init: frame, sound, motion."),
     device: Optional[str] = DeviceOpt,
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -198,9 +200,12 @@ def train(
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db).items() if v is not None}
+    if freeze:
+        train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())
     if curriculum_stages and curriculum is None:
         train_overrides["curriculum"] = True
-    motion_overrides = {k: v for k, v in dict(flow_backend=flow_backend, fusion=fusion).items() if v is not None}
+    motion_overrides = {k: v for k, v in dict(flow_backend=flow_backend, fusion=fusion,
+                                              temporal_kernel=temporal_kernel).items() if v is not None}
     summary = _run(
         api.train, data, out, val=val, preset=preset_name, model_overrides=model_overrides,
         train_overrides=train_overrides, backbone_weights=backbone_weights, cache_dir=cache, device=device,
@@ -220,6 +225,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the (deterministic) choice of mixtures."),
     same_category: bool = typer.Option(False, "--same-category/--different-category", help="Allow mixtures of one category."),
     wild: bool = typer.Option(True, "--wild/--no-wild", help="Also separate multi-source videos that have ground truth."),
+    localization: bool = typer.Option(True, "--localization/--no-localization", help="Also score both localize methods where the truth has boxes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and items as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per mixture as CSV."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown report."),
@@ -233,7 +239,7 @@ def evaluate(
 
     configure(quiet, verbose)
     _run(api.evaluate, data, weights=weights, flow_backend=flow_backend, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
-         same_category=same_category, wild=wild, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
+         same_category=same_category, wild=wild, localization=localization, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
          report_dir=report, show=True)
 
 

@@ -253,6 +253,7 @@ def evaluate(
     seed: int = 0,
     same_category: bool = False,
     wild: bool = True,
+    localization: bool = True,
     weights_name: str = "",
     report_dir: Path | None = None,
 ) -> tuple[list[EvalItem], dict[str, Any]]:
@@ -294,12 +295,12 @@ def evaluate(
 
             with tempfile.TemporaryDirectory(prefix="avsplit-eval-") as tmp:
                 for it in multis:
-                    results.append(_evaluate_wild(it, engine, Path(tmp)))
+                    results.append(_evaluate_wild(it, engine, Path(tmp), localization))
                     progress.advance(task)
     return results, summarize(results)
 
 
-def _evaluate_wild(it: VideoItem, engine, tmp: Path) -> EvalItem:
+def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True) -> EvalItem:
     from avsplit.separation import separate_video
 
     truth = json.loads(_truth_path(it.path).read_text())
@@ -326,7 +327,8 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path) -> EvalItem:
     refs_a = np.stack([r[:n] for r in refs])
     est_a = np.stack([e[:n] for e in est])
     score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
-    score_localization(item, it.path, truth, engine)
+    if localization:
+        score_localization(item, it.path, truth, engine)
     return item
 
 

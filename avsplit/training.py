@@ -75,6 +75,13 @@ class TrainConfig:
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""
+    freeze: tuple[str, ...] = ()
+    """Parts kept as they are (no gradient, batch-norm statistics fixed), when fine-tuning from
+    ``--init``: any of :data:`FREEZABLE`. A frozen part costs no backward pass."""
+
+
+#: Parts of a model ``TrainConfig.freeze`` can hold fixed, and the submodules each one names.
+FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",)}
 
 
 #: Optimisation defaults per preset. ``small`` trains from scratch on CPU, where Adam converges
@@ -177,15 +184,43 @@ def to_model_inputs(audio: np.ndarray, frames: np.ndarray, device: torch.device,
     return a, f, fl
 
 
+def frozen_modules(model: AVSeparator, cfg: TrainConfig) -> list[nn.Module]:
+    """The submodules ``cfg.freeze`` names (a clear error for an unknown or absent part)."""
+    out = []
+    for part in cfg.freeze:
+        if part not in FREEZABLE:
+            raise ConfigError(f"cannot freeze {part!r}", fix=f"choose among {', '.join(FREEZABLE)}")
+        for name in FREEZABLE[part]:
+            module = getattr(model, name, None)
+            if module is None:
+                raise ConfigError(f"cannot freeze {part!r}: this model has no {name}", fix="drop it from --freeze")
+            out.append(module)
+    return out
+
+
+def set_train_mode(model: AVSeparator, cfg: TrainConfig) -> None:
+    """``model.train()``, with the frozen parts (:func:`frozen_modules`) in eval mode and without gradients."""
+    model.train()
+    for module in frozen_modules(model, cfg):
+        module.eval()
+        module.requires_grad_(False)
+
+
 def make_optimizer(model: AVSeparator, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Per-module learning rates: the frame net at ``lr_frame``, sound net and synthesizer at ``lr_sound``."""
+    """Per-module learning rates: the frame net at ``lr_frame``, sound net and synthesizer at ``lr_sound``,
+    the rest (motion pathway, fusion) at ``lr_motion``. Frozen parameters are left out."""
+    frozen = {id(p) for m in frozen_modules(model, cfg) for p in m.parameters()}
+
+    def trainable(params) -> list[nn.Parameter]:
+        return [p for p in params if id(p) not in frozen]
+
     synth = list(model.synthesizer.parameters()) if model.synthesizer is not None else []
     groups = [
-        {"params": list(model.appearance.parameters()), "lr": cfg.lr_frame, "name": "frame"},
-        {"params": list(model.audio_net.parameters()) + synth, "lr": cfg.lr_sound, "name": "sound"},
+        {"params": trainable(model.appearance.parameters()), "lr": cfg.lr_frame, "name": "frame"},
+        {"params": trainable(list(model.audio_net.parameters()) + synth), "lr": cfg.lr_sound, "name": "sound"},
     ]
-    extra = [p for n, p in model.named_parameters()
-             if not n.startswith(("appearance.", "audio_net.", "synthesizer."))]
+    extra = trainable(p for n, p in model.named_parameters()
+                      if not n.startswith(("appearance.", "audio_net.", "synthesizer.")))
     if extra:
         groups.append({"params": extra, "lr": cfg.lr_motion or cfg.lr_sound, "name": "other"})
     if cfg.optimizer == "sgd":
@@ -380,7 +415,7 @@ def train(
 
     torch.manual_seed(tcfg.seed)
     model = use_channels_last(build_model(cfg).to(dev))
-    model.train()
+    set_train_mode(model, tcfg)
     optimizer = make_optimizer(model, tcfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     step, best = 0, -math.inf
@@ -389,7 +424,7 @@ def train(
 
         last, _ = load_checkpoint(out / "last.safetensors", device="cpu")
         model.load_state_dict(last.state_dict())
-        model.train()
+        set_train_mode(model, tcfg)
         meta = load_train_state(out / "state.safetensors", optimizer)
         step, best = int(meta["step"]), float(meta["best"])
         log.info(f"resuming {out} at step {step}")
@@ -461,10 +496,12 @@ def train(
             progress.update(task, completed=step, status=f"loss {value:.4f}  {rate:.2f} clips/s")
             row: dict[str, Any] = {}
             if step % tcfg.log_every == 0 or step == tcfg.steps:
-                row = {"step": step, "loss": value, "lr_frame": optimizer.param_groups[0]["lr"],
-                       "lr_sound": optimizer.param_groups[1]["lr"], "clips_per_s": rate}
+                lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+                row = {"step": step, "loss": value, "lr_frame": lrs["frame"] if optimizer.param_groups[0]["params"] else 0.0,
+                       "lr_sound": lrs["sound"], "clips_per_s": rate}
             if rank == 0 and (step % tcfg.val_every == 0 or step == tcfg.steps):
                 scores = validate(model, val_sampler, tcfg.val_mixtures, dev, tcfg.amp)
+                set_train_mode(model, tcfg)
                 row = {**row, "step": step, "loss": value, **scores}
                 log.info(f"step {step}: loss {value:.4f}, validation SDR {scores['val_sdr']:.2f} dB")
                 if scores["val_sdr"] > best:

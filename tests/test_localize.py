@@ -197,6 +197,11 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
     assert "loc_onsets_ciou50" in (tmp_path / "e.csv").read_text().splitlines()[0]
     assert "## Localization" in (tmp_path / "e.md").read_text()
     assert "localization" in r.output
+    r = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "1", "--no-localization",
+                "--json", tmp_path / "n.json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "n.json").read_text())["summary"]
+    assert "model" in summary["wild/different-kind"] and "localization" not in summary["wild/different-kind"]
 
 
 def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():

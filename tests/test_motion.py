@@ -101,6 +101,45 @@ def test_motion_model_starts_as_the_appearance_model(tiny_weights):
         torch.testing.assert_close(motion(mix, frames, flow), appearance(mix, frames))
 
 
+def test_temporal_context_starts_as_identity_and_lets_a_step_see_its_neighbours():
+    """The temporal context is a residual convolution over steps, zero at first: a model with it
+    gives exactly the vectors of the same model without it; once trained, the vector of one step
+    depends on the motion of other steps (and pixel-wise vectors follow the same rule as pooled ones)."""
+    from avsplit.models.fusion import TemporalContext
+
+    base_cfg = preset("tiny-motion")
+    cfg = base_cfg.replace(motion=dataclasses.replace(base_cfg.motion, temporal_kernel=5))
+    torch.manual_seed(0)
+    with_ctx, without = build_model(cfg).eval(), build_model(base_cfg).eval()
+    assert init_from_checkpoint_state(without, with_ctx) > 0
+    steps = cfg.frames_per_window - 1
+    frames = torch.randn(1, cfg.video.num_frames, 3, 64, 64)
+    flow = torch.randn(1, steps, 2, 32, 32)
+    with torch.no_grad():
+        raw = with_ctx.visual_features(frames, flow)  # (1, steps, K, h, w)
+        torch.testing.assert_close(with_ctx.pool(raw), without.pool(raw))
+        ctx = TemporalContext(4, 5)
+        torch.nn.init.normal_(ctx.conv.weight)
+        x = torch.zeros(1, 9, 4)
+        x[0, 4] = 1.0  # one step stands out
+        y = ctx(x)
+        assert y.shape == x.shape and (y[0, 2] != 0).any() and (y[0, 6] != 0).any() and not y[0, 0].any()
+        torch.nn.init.normal_(with_ctx.temporal.conv.weight, std=0.3)
+        pixel = with_ctx.activate_pixels(raw)  # (1, steps, K, h, w)
+        one = raw[..., :1, :1]  # a region made of the top-left pixel alone
+        torch.testing.assert_close(pixel[..., 0, 0], with_ctx.pool(one))
+    with pytest.raises(Exception, match="odd"):
+        dataclasses.replace(base_cfg.motion, temporal_kernel=4)
+
+
+def init_from_checkpoint_state(src, dst) -> int:
+    """Copy ``src``'s weights into ``dst`` where names match (the in-memory form of ``--init``)."""
+    own = dst.state_dict()
+    matched = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+    dst.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
 # ------------------------------------------------------------------ data
 
 

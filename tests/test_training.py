@@ -95,3 +95,28 @@ def test_resume_can_extend_a_finished_run(tone_videos, tmp_path):
     import json
 
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] == 6
+
+
+def test_frozen_parts_do_not_change(tone_videos, tmp_path):
+    """--freeze frame: the frame net's weights and batch-norm statistics stay as they were, the rest trains."""
+    from avsplit.models import build_model
+    from avsplit.training import frozen_modules, make_optimizer
+
+    start = build_model(preset("tiny"))
+    init = tmp_path / "init.safetensors"
+    from avsplit.checkpoint import save_checkpoint
+
+    save_checkpoint(init, start, {})
+    run = tmp_path / "run"
+    train(tone_videos, run, model_config=preset("tiny"), train_config=_cfg(steps=4, val_every=2, freeze=("frame",)),
+          cache_dir=tmp_path / "cache", init=init)
+    after, _ = load_checkpoint(run / "last.safetensors")
+    before = start.state_dict()
+    for name, value in after.state_dict().items():
+        if name.startswith("appearance."):
+            torch.testing.assert_close(value, before[name], msg=name)
+    assert any(not torch.equal(v, before[k]) for k, v in after.state_dict().items() if k.startswith("audio_net."))
+    with pytest.raises(Exception, match="cannot freeze"):
+        make_optimizer(start, _cfg(freeze=("wings",)))
+    with pytest.raises(Exception, match="no motion_net"):
+        frozen_modules(start, _cfg(freeze=("motion",)))

@@ -61,6 +61,11 @@ class MotionConfig:
     fusion: str = "synthesizer"
     """``synthesizer`` (time-varying visual vector x audio features; pixel-wise masks kept) or
     ``film`` (FiLM of the U-Net decoder, which predicts the mask itself)."""
+    temporal_kernel: int = 0
+    """Steps of motion history and future each visual vector sees (odd; 0: none): a residual
+    temporal convolution over the pooled per-step features, so that the vector at spectrogram
+    frame t can say *when* this source's recent onsets were, and the inner product with the audio
+    features can match a note to the player who started it (:class:`~avsplit.models.fusion.TemporalContext`)."""
 
     def __post_init__(self):
         if self.fusion not in FUSION_HEADS:
@@ -69,6 +74,8 @@ class MotionConfig:
             raise ConfigError(f"flow backend must be one of {FLOW_BACKENDS}, got {self.flow_backend!r}")
         if self.flow_scale < 1:
             raise ConfigError("flow_scale must be >= 1")
+        if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
+            raise ConfigError(f"temporal_kernel must be 0 or odd, got {self.temporal_kernel}")
 
 
 @dataclass(frozen=True)

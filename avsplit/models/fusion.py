@@ -39,3 +39,30 @@ class MotionFusion(nn.Module):
         weighted = motion * self.attention_map(appearance).unsqueeze(2)
         both = torch.cat([appearance.unsqueeze(2).expand(-1, -1, steps, -1, -1), weighted.to(appearance.dtype)], dim=1)
         return self.project(both).transpose(1, 2)  # (B, T, K, h, w)
+
+
+class TemporalContext(nn.Module):
+    """A residual temporal convolution over per-step feature vectors ``(..., steps, K)`` -> the same shape.
+
+    After pooling over a source's region, the vector of step t only describes the motion around
+    t. Separating two players of the same kind needs more: a note belongs to the player who
+    moved (jolted) when it *started*, which may be a second before the frame being masked. With
+    this convolution each step's vector also carries the features of ``kernel // 2`` steps
+    before and after it (edges padded by repetition), so the synthesizer's inner product with the
+    audio features (which can describe when a bin's note started) can match the two. It starts as
+    the identity (zero weights), so a model initialised from one without it starts unchanged.
+    """
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size=kernel)
+        self.pad = kernel // 2
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead, (steps, k) = x.shape[:-2], x.shape[-2:]
+        flat = x.reshape(-1, steps, k).transpose(1, 2)  # (n, K, steps)
+        padded = F.pad(flat.float(), (self.pad, self.pad), mode="replicate").to(self.conv.weight.dtype)
+        out = flat + self.conv(padded).to(flat.dtype)
+        return out.transpose(1, 2).reshape(*lead, steps, k)

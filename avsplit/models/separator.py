@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from avsplit.models.appearance import AppearanceNet
 from avsplit.models.audio_unet import AudioUNet
 from avsplit.models.config import ModelConfig
-from avsplit.models.fusion import MotionFusion
+from avsplit.models.fusion import MotionFusion, TemporalContext
 from avsplit.models.motion import TrajectoryNet
 from avsplit.models.synthesizer import Synthesizer
 
@@ -189,6 +189,7 @@ class MotionSeparator(AVSeparator):
         assert motion is not None
         self.motion_net = TrajectoryNet(motion)
         self.fusion = MotionFusion(config.channels, motion.channels)
+        self.temporal = TemporalContext(config.channels, motion.temporal_kernel) if motion.temporal_kernel else None
         self.film = None
         if motion.fusion == "film":
             self.audio_net = AudioUNet(1, config.audio_net)
@@ -206,6 +207,19 @@ class MotionSeparator(AVSeparator):
             appearance = self.appearance(frames)
         motion = self.motion_net(flow)  # trajectories are chained in float32
         return self.fusion(appearance, motion)
+
+    def visual_vector(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled raw features ``(..., steps, K)`` -> activated vectors of the same shape: the temporal
+        context (when the model has one), then the appearance model's activation."""
+        if self.temporal is not None:
+            pooled = self.temporal(pooled)
+        return super().visual_vector(pooled)
+
+    def activate_pixels(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-pixel, per-step ``(batch, steps, K, h, w)`` features -> activated, same shape (each pixel a
+        region of its own, with the same temporal context as a pooled region)."""
+        per_pixel = features.permute(0, 3, 4, 1, 2)  # (B, h, w, steps, K)
+        return self.visual_vector(per_pixel).permute(0, 3, 4, 1, 2)
 
     def audio_features(self, warped_magnitude: torch.Tensor):
         if self.film is None:
