@@ -124,11 +124,38 @@ class WindowStream:
         """Frames on screen at ``times`` by seeking (for a few scattered windows): ``(n, H, W, 3)``."""
         return media.read_frames(self.path, list(times), short_side=self.cfg.video.short_side)
 
+    def audio_in_order(self, windows: Sequence[Window]) -> Iterator[np.ndarray]:
+        """:meth:`audio` of each of ``windows`` (sorted by start), from one decode of the sound track
+        in order rather than a seek per window; only the samples still needed are held."""
+        rate, size = self.cfg.audio.sample_rate, self.cfg.audio.clip_samples
+        chunks = media.iter_audio(self.path, rate)
+        held = np.zeros(0, np.float32)  # decoded samples from `offset` on
+        offset = 0
+        ended = False
+        for win in windows:
+            if win.start > offset:  # drop what no later window needs
+                drop = min(win.start - offset, held.shape[0])
+                held, offset = held[drop:], offset + drop
+            pieces = [held]
+            have = offset + held.shape[0]
+            while not ended and have < win.start + size:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    ended = True
+                else:
+                    pieces.append(chunk[0])
+                    have += chunk.shape[1]
+            held = np.concatenate(pieces) if len(pieces) > 1 else held
+            out = np.zeros(size, np.float32)
+            part = held[max(0, win.start - offset) : max(0, win.start - offset) + size]
+            out[: part.shape[0]] = part
+            yield out
+
     def iterate(self) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-        """``(window, audio (clip_samples,), frames (num_frames, H, W, 3))`` for every window, in order."""
+        """``(window, audio (clip_samples,), frames (num_frames, H, W, 3))`` for every window, in order
+        (one sequential decode of the sound track and one of the pictures)."""
         times = [self.frame_times(w) for w in self.windows]
-        for win, frames in zip(self.windows, self.frames_for(times)):
-            yield win, self.audio(win), frames
+        yield from zip(self.windows, self.audio_in_order(self.windows), self.frames_for(times))
 
 
 # ------------------------------------------------------------------------------ streaming output
@@ -240,7 +267,9 @@ class SeparationEngine:
 
         if flow is None:
             _, flow = visual_inputs(self.model.config, frames, torch.device("cpu"))
-        magnitude = flow.float().norm(dim=2).mean(dim=(0, 1)).cpu()  # (h', w') at flow resolution
+        flow = flow.float()
+        # hypot of the two components (a norm over the size-2 axis is many times slower on CPU)
+        magnitude = torch.hypot(flow[:, :, 0], flow[:, :, 1]).mean(dim=(0, 1)).cpu()  # (h', w') at flow resolution
         if tuple(magnitude.shape) == tuple(grid):
             return magnitude.numpy()
         return torch.nn.functional.adaptive_avg_pool2d(magnitude[None, None], tuple(grid))[0, 0].numpy()
@@ -330,7 +359,11 @@ def discovery_windows(stream: WindowStream) -> tuple[np.ndarray, np.ndarray]:
     """Audio ``(M, S)`` and frames ``(M, F, H, W, 3)`` of up to :data:`DISCOVERY_WINDOWS` windows spread
     over the video (read by seeking), from which its sources are found."""
     windows = stream.windows
-    chosen = [windows[i] for i in discovery_picks(len(windows))]
+    picks = discovery_picks(len(windows))
+    if len(picks) == len(windows):  # a short video: all of it, decoded once in order (cheaper than seeking)
+        _, audio, frames = zip(*stream.iterate())
+        return np.stack(audio), np.stack(frames)
+    chosen = [windows[i] for i in picks]
     audio = np.stack([stream.audio(w) for w in chosen])
     frames = np.stack([stream.frames_at(stream.frame_times(w)) for w in chosen])
     return audio, frames

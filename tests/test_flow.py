@@ -57,6 +57,33 @@ def test_dis_sequence_static_scene():
     assert np.abs(np.median(flows.reshape(-1, 2), axis=0)).max() < 0.1
 
 
+def test_dis_sequence_repeats_memo_and_threads_change_nothing(monkeypatch):
+    """Repeated frames give exactly zero flow, and the memo of recent pairs and the worker threads
+    give exactly what one DIS instance computing every pair in turn gives."""
+    frames = translating_frames(9, 48, 56, dx=2)
+    frames = np.concatenate([frames[:4], frames[3:4], frames[3:4], frames[4:]])  # frame 3 shown three times
+    reference = DISFlow("fast")
+    expected = np.stack([reference(frames[i], frames[i + 1]) for i in range(len(frames) - 1)])
+    assert np.abs(expected[3:5]).max() == 0.0  # what DIS itself gives for a repeated picture
+    for threads in (1, 3):
+        monkeypatch.setattr(flowmod, "DIS_THREADS", threads)
+        dis = DISFlow("fast")
+        first = dis.sequence(frames)
+        np.testing.assert_array_equal(first, expected)
+        assert len(dis._memo) == len(frames) - 3  # the two repeats are not computed
+        again = dis.sequence(frames[2:])  # an overlapping window: every pair from the memo
+        np.testing.assert_array_equal(again, expected[2:])
+        again[0] += 1.0  # what the caller does with its result does not reach the memo
+        np.testing.assert_array_equal(dis.sequence(frames[2:4]), expected[2:3])
+
+
+def test_dis_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(flowmod, "DIS_MEMO_PAIRS", 3)
+    dis = DISFlow("ultrafast")
+    dis.sequence(translating_frames(8, 32, 40, dx=1))
+    assert len(dis._memo) == 3
+
+
 @pytest.mark.parametrize("t", [0, 1])
 def test_dis_sequence_short(t):
     flows = DISFlow().sequence(np.zeros((t, 20, 30, 3), np.uint8))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from avsplit.cli import app
 from avsplit.data.cache import PreprocessCache
 from avsplit.data.mixing import NO_AUGMENT, MixSampler
-from avsplit.data.motion import FlowExtra, cache_extras, compute_flow, crop_flip_flow, window_flow
+from avsplit.data.motion import FlowExtra, cache_extras, compute_flow, crop_flip_flow, reduce_flow, window_flow
 from avsplit.data.scan import scan_videos
 from avsplit.config import PreprocessSettings
 from avsplit.models import build_model, preset
@@ -181,6 +181,20 @@ def test_flow_cache_sampler_and_inference_agree(motion_set):
     y, x = (max(h, crop) - crop) // 2 // 2 * 2, (max(w, crop) - crop) // 2 // 2 * 2
     if h >= crop and w >= crop:
         np.testing.assert_allclose(ex.flow[0].astype(np.float32), crop_flip_flow(full, y, x, crop, False, 2), atol=1e-2)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_reduce_flow_is_an_area_average_of_displacements_over_scale(scale):
+    rng = np.random.default_rng(0)
+    flow = rng.standard_normal((3, 13, 17, 2)).astype(np.float32)
+    got = reduce_flow(flow, scale)
+    h, w = 13 // scale, 17 // scale
+    expected = np.zeros((3, h, w, 2))
+    for y in range(h):
+        for x in range(w):
+            expected[:, y, x] = flow[:, y * scale : (y + 1) * scale, x * scale : (x + 1) * scale].mean(axis=(1, 2)) / scale
+    assert got.shape == (3, h, w, 2) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_window_flow_and_flip():

@@ -148,3 +148,33 @@ def test_two_inputs_with_one_name_do_not_share_an_output_folder(tiny_weights, sy
     assert r.exit_code != 0
     assert "same name as" in r.output and "another -o folder" in r.output
     assert (tmp_path / "out" / duet.stem / "sources.json").exists()  # the first one was separated
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-motion"])
+def test_window_stream_in_order_equals_a_seek_per_window(make_video, name):
+    """`iterate` decodes sound and pictures once, in order; each window is what reading it alone gives."""
+    from avsplit.separation import WindowStream
+
+    video = make_video("clip.mp4", seconds=4.3)
+    stream = WindowStream(video, preset(name), overlap=0.25)
+    assert len(stream.windows) >= 4
+    items = list(stream.iterate())
+    assert [w for w, _, _ in items] == stream.windows
+    for win, audio, frames in items:
+        np.testing.assert_allclose(audio, stream.audio(win), atol=1e-5)
+        assert frames.shape[0] == preset(name).frames_per_window
+
+
+def test_window_stream_on_a_truncated_file_raises_instead_of_padding(make_video, tmp_path):
+    from avsplit.errors import TruncatedMediaError
+    from avsplit.separation import WindowStream
+
+    from test_media import cut as cut_file, write_av
+
+    cut = cut_file(write_av(tmp_path / "clip.mkv", seconds=4.0), tmp_path / "cut.mkv")
+    stream = WindowStream(cut, preset("tiny"), overlap=0.25)
+    seen = []
+    with pytest.raises(TruncatedMediaError):
+        for win, audio, _ in stream.iterate():
+            seen.append(audio)
+    assert seen and all(np.abs(a).max() > 0.1 for a in seen)  # the windows before the cut hold the tone

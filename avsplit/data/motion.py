@@ -31,9 +31,12 @@ def reduce_flow(flow: np.ndarray, scale: int) -> np.ndarray:
     if scale == 1:
         return flow
     h, w = flow.shape[-3] // scale * scale, flow.shape[-2] // scale * scale
-    f = flow[..., :h, :w, :]
-    f = f.reshape(*f.shape[:-3], h // scale, scale, w // scale, scale, 2).mean(axis=(-4, -2))
-    return f / scale
+    out = np.zeros((*flow.shape[:-3], h // scale, w // scale, flow.shape[-1]), np.result_type(flow.dtype, np.float32))
+    for dy in range(scale):  # summing strided views: much faster than a mean over reshaped axes
+        for dx in range(scale):
+            out += flow[..., dy:h:scale, dx:w:scale, :]
+    out /= scale * scale * scale
+    return out
 
 
 @functools.lru_cache(maxsize=4)
