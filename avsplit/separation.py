@@ -805,8 +805,8 @@ def separate_mix(
     mixture = StreamingWavWriter(folder / f"mixture.{fmt}", rate, fmt, out_rate)
 
     def audio_fn():
-        for win in shortest.windows:
-            yield np.mean([s.audio(win) for s in streams], axis=0)
+        for pieces in zip(*(s.audio_in_order(shortest.windows) for s in streams)):
+            yield np.mean(pieces, axis=0)
 
     def frames_fn():
         per_source = [s.frames_for([s.frame_times(w) for w in shortest.windows]) for s in streams]
