@@ -156,7 +156,7 @@ class Evaluator:
         for _, frames in clips:
             vectors.append(m.pool(m.visual_features(*visual_inputs(self.cfg, frames[None], self.device))))
         vectors = torch.stack(vectors, dim=1)  # (1, N, K) (motion models: (1, N, steps, K))
-        masks = m.source_masks(m.mask_logits(vectors, feats))
+        masks = m.source_masks(m.mixture_logits(vectors, feats, warped))
         est = m.apply_masks(masks, spec, mix.shape[0])[0].cpu().numpy()
         # oracle masks at the model's (linear-frequency) STFT
         src_spec = m.spectrogram.stft(torch.from_numpy(refs).to(self.device))  # (N, F, T)

@@ -284,9 +284,10 @@ class SeparationEngine:
         return self._grids[frame_size]
 
     @torch.no_grad()
-    def separate(self, spec, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
-        """Pooled visual vectors ``(B, N, K)`` -> waveforms ``(B, N, length)``."""
-        masks = self.model.source_masks(self.model.mask_logits(visual_vectors, feats))
+    def separate(self, spec, warped, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
+        """Pooled visual vectors ``(B, N, K)`` (motion models: ``(B, N, steps, K)``) of the sources of
+        windows analysed by :meth:`analyse` (``spec``, ``warped``, ``feats``) -> waveforms ``(B, N, length)``."""
+        masks = self.model.source_masks(self.model.mixture_logits(visual_vectors, feats, warped))
         return self.model.apply_masks(masks, spec, length).cpu().numpy()
 
     @torch.no_grad()
@@ -400,12 +401,13 @@ def find_regions(
     against the sum of the other groups: a group that sounds like the others together is a mix of
     them) and each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
     ``features``, when given, receives what was computed for the windows, for reuse: raw visual
-    features (``raw``), mixture STFT (``spec``) and audio features (``audio``).
+    features (``raw``), mixture STFT (``spec``), its warped magnitude (``warped``) and audio features
+    (``audio``).
     """
     spec, warped, feats = engine.analyse(audio)
     raw, flow, appearance = engine.visual_flow_appearance(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
     if features is not None:
-        features.update(raw=raw, spec=spec, audio=feats)
+        features.update(raw=raw, spec=spec, warped=warped, audio=feats)
     if raw.ndim == 5:
         # motion models: sources are what moves (the players), described by what they look like
         _, z = saliency(appearance)
@@ -501,9 +503,9 @@ def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, 
 
     def flush():
         audio = np.stack([b[1] for b in batch])
-        spec, _, feats = engine.analyse(audio)
+        spec, warped, feats = engine.analyse(audio)
         vectors = vectors_fn([b[2] for b in batch])
-        est = engine.separate(spec, feats, vectors, size)  # (B, N, S)
+        est = engine.separate(spec, warped, feats, vectors, size)  # (B, N, S)
         for (win, wave, _), e in zip(batch, est):
             channels = np.concatenate([e, wave[None]], axis=0)  # sources + mixture
             piece = joiner.add(win, channels)
@@ -666,18 +668,19 @@ def separate_videos(
             # analysed again
             todo_idx = [b for b, m in enumerate(group) if m["window"].start not in jobs_by_id[m["video"]].known]
             if todo_idx:
-                spec_new, _, feats_new = engine.analyse(np.stack([group[b]["audio"] for b in todo_idx]))
+                spec_new, warped_new, feats_new = engine.analyse(np.stack([group[b]["audio"] for b in todo_idx]))
                 raw_new = engine.visual(np.stack([group[b]["frames"] for b in todo_idx]))
             for b, msg in enumerate(group):
                 job = jobs_by_id[msg["video"]]
                 known = job.known.pop(msg["window"].start, None)
                 if known is not None:
-                    raw_b, spec_b, feats_b = known
+                    raw_b, spec_b, warped_b, feats_b = known
                 else:
                     i = todo_idx.index(b)
-                    raw_b, spec_b, feats_b = raw_new[i : i + 1], spec_new[i : i + 1], feats_new[i : i + 1]
+                    raw_b, spec_b, warped_b, feats_b = (raw_new[i : i + 1], spec_new[i : i + 1], warped_new[i : i + 1],
+                                                        feats_new[i : i + 1])
                 vectors = region_vectors(engine.model, raw_b, job.regions)
-                est = engine.separate(spec_b, feats_b, vectors, size)[0]  # (R, S)
+                est = engine.separate(spec_b, warped_b, feats_b, vectors, size)[0]  # (R, S)
                 job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
 
     def start(msg: dict) -> _VideoJob:
@@ -696,7 +699,8 @@ def separate_videos(
             seen: dict = {}
             found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
             for i, w in zip(discovery_picks(len(msg["windows"])), range(len(seen["raw"]))):
-                known[msg["windows"][i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["audio"][w : w + 1])
+                known[msg["windows"][i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["warped"][w : w + 1],
+                                                  seen["audio"][w : w + 1])
         folder = ensure_dir(out / path.stem)
         names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
         writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]

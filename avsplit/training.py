@@ -81,7 +81,11 @@ class TrainConfig:
 
 
 #: Parts of a model ``TrainConfig.freeze`` can hold fixed, and the submodules each one names.
-FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",)}
+#: ``base`` is everything but the mask refiner (to train a refiner on top of a trained model).
+FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",),
+             "base": ("appearance", "audio_net", "synthesizer", "visual_norm", "motion_net", "fusion", "temporal", "film")}
+#: Submodules that only some models have: ``base`` freezes them where present.
+_OPTIONAL = {"synthesizer", "visual_norm", "motion_net", "fusion", "temporal", "film"}
 
 
 #: Optimisation defaults per preset. ``small`` trains from scratch on CPU, where Adam converges
@@ -130,7 +134,7 @@ class MixSeparateLoss(nn.Module):
                 target = ideal_ratio_mask(warped_src, mix_mag)
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
-        logits = m.mask_logits(m.source_vectors(frames, flow), audio_feats).float()
+        logits = m.mixture_logits(m.source_vectors(frames, flow), audio_feats, warped_mix).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         else:
@@ -192,6 +196,8 @@ def frozen_modules(model: AVSeparator, cfg: TrainConfig) -> list[nn.Module]:
             raise ConfigError(f"cannot freeze {part!r}", fix=f"choose among {', '.join(FREEZABLE)}")
         for name in FREEZABLE[part]:
             module = getattr(model, name, None)
+            if module is None and part == "base" and name in _OPTIONAL:
+                continue
             if module is None:
                 raise ConfigError(f"cannot freeze {part!r}: this model has no {name}", fix="drop it from --freeze")
             out.append(module)
@@ -223,6 +229,8 @@ def make_optimizer(model: AVSeparator, cfg: TrainConfig) -> torch.optim.Optimize
                       if not n.startswith(("appearance.", "audio_net.", "synthesizer.")))
     if extra:
         groups.append({"params": extra, "lr": cfg.lr_motion or cfg.lr_sound, "name": "other"})
+    if not any(g["params"] for g in groups):
+        raise ConfigError("--freeze leaves nothing to train", fix="freeze fewer parts (base needs a model with --refiner)")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":

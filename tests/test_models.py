@@ -112,3 +112,57 @@ def test_channels_last_changes_layout_not_results():
         assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
         after = model.mask_logits(model.visual_features(frames, flow)[:, None].amax(dim=(-2, -1)), model.audio_features(warped))
     assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+
+
+def test_mask_refiner_starts_as_identity_and_treats_sources_alike():
+    """A new refiner changes nothing (its output layer is zero); once trained it corrects each source
+    from all of them, with the same weights for every source: swapping sources swaps its outputs."""
+    from avsplit.models.refiner import MaskRefiner
+
+    torch.manual_seed(0)
+    refiner = MaskRefiner(4, visual_channels=3)
+    logits = torch.randn(2, 3, 16, 12) * 3
+    log_mix = torch.randn(2, 1, 16, 12)
+    visual = torch.rand(2, 3, 5, 3)  # (batch, sources, steps, K)
+    torch.testing.assert_close(refiner(logits, log_mix, visual), logits)
+    torch.nn.init.normal_(refiner.out.weight)
+    out = refiner(logits, log_mix, visual)
+    assert not torch.allclose(out, logits)
+    order = [2, 0, 1]
+    torch.testing.assert_close(refiner(logits[:, order], log_mix, visual[:, order]), out[:, order])
+    assert refiner(logits, log_mix, visual[:, :, 0]).shape == logits.shape  # pooled (per-clip) vectors too
+
+
+def test_model_with_refiner_builds_saves_and_loads(tmp_path):
+    from avsplit.checkpoint import load_checkpoint, save_checkpoint
+
+    import dataclasses
+
+    motion = preset("tiny-motion")
+    film = motion.replace(motion=dataclasses.replace(motion.motion, fusion="film"))
+    for name, cfg in (("tiny", preset("tiny")), ("tiny-motion", motion), ("film", film)):
+        assert build_model(cfg).refiner is None
+        cfg = cfg.replace(refiner=4)
+        model = build_model(cfg).eval()
+        torch.nn.init.normal_(model.refiner.out.weight)
+        # the synthesizer head's audio features reach the refiner; a FiLM head has none to give
+        assert model.refiner.audio_channels == (0 if name == "film" else cfg.channels)
+        frames = torch.randn(1, 2, cfg.frames_per_window if cfg.motion else cfg.video.num_frames, 3,
+                             cfg.video.crop_size, cfg.video.crop_size)
+        flow = None
+        if cfg.motion:
+            side = cfg.video.crop_size // cfg.motion.flow_scale
+            flow = torch.randn(1, 2, cfg.frames_per_window - 1, 2, side, side)
+        with torch.no_grad():
+            out = model(torch.randn(1, cfg.audio.clip_samples), frames, flow)
+        assert out.shape == (1, 2, cfg.audio.clip_samples) and torch.isfinite(out).all()
+        path = tmp_path / f"{name}.safetensors"
+        save_checkpoint(path, model, {})
+        loaded, _ = load_checkpoint(path)
+        assert loaded.config.refiner == 4
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
+    with pytest.raises(ConfigError, match="binary"):
+        preset("tiny", refiner=4, mask="ratio")
+    with pytest.raises(ConfigError, match="refiner"):
+        preset("tiny", refiner=-1)

@@ -120,3 +120,26 @@ def test_frozen_parts_do_not_change(tone_videos, tmp_path):
         make_optimizer(start, _cfg(freeze=("wings",)))
     with pytest.raises(Exception, match="no motion_net"):
         frozen_modules(start, _cfg(freeze=("motion",)))
+
+
+def test_refiner_trains_on_top_of_a_frozen_model(tone_videos, tmp_path):
+    """--refiner with --freeze base: every weight of the initialising model (and its batch-norm
+    statistics) stays as it was; only the refiner learns. Freezing everything is a clear error."""
+    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models import build_model
+    from avsplit.training import make_optimizer
+
+    start = build_model(preset("tiny"))
+    init = tmp_path / "init.safetensors"
+    save_checkpoint(init, start, {})
+    run = tmp_path / "run"
+    train(tone_videos, run, model_config=preset("tiny", refiner=4), train_config=_cfg(steps=4, val_every=2, freeze=("base",)),
+          cache_dir=tmp_path / "cache", init=init)
+    after, _ = load_checkpoint(run / "last.safetensors")
+    before = start.state_dict()
+    for name, value in after.state_dict().items():
+        if not name.startswith("refiner."):
+            torch.testing.assert_close(value, before[name], msg=name)
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.state_dict().items() if k.startswith("refiner.out."))
+    with pytest.raises(Exception, match="nothing to train"):
+        make_optimizer(start, _cfg(freeze=("base",)))

@@ -96,6 +96,10 @@ class ModelConfig:
     paper's setting; on for models whose frame net starts from scratch, where it speeds up learning."""
     motion: MotionConfig | None = None
     """The motion pathway (Sound of Motions); ``None`` for appearance-only models."""
+    refiner: int = 0
+    """Channels of the mask refiner (0: none): a second network that sees the mask logits of all
+    of a mixture's sources together, with the mixture and the visual vectors, over seconds of
+    context, and corrects them (:class:`~avsplit.models.refiner.MaskRefiner`)."""
 
     @property
     def frames_per_window(self) -> int:
@@ -113,6 +117,10 @@ class ModelConfig:
         return [min(total - 1, int((j + 0.5) * total / n)) for j in range(n)]
 
     def __post_init__(self):
+        if self.refiner < 0:
+            raise ConfigError(f"refiner channels must be 0 (none) or positive, got {self.refiner}")
+        if self.refiner and self.mask != "binary":
+            raise ConfigError("the mask refiner works on binary masks", fix="use mask 'binary' or no refiner")
         if self.mask not in MASK_TYPES:
             raise ConfigError(f"mask must be one of {MASK_TYPES}, got {self.mask!r}")
         if self.audio.log_freq_bins % (2 ** self.audio_net.levels) or self.audio.n_stft_frames % (2 ** self.audio_net.levels):

@@ -4,20 +4,20 @@ motion pathway and a synthesizer or FiLM head (Sound of Motions)."""
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from avsplit.models.appearance import AppearanceNet
 from avsplit.models.audio_unet import AudioUNet
 from avsplit.models.config import ModelConfig
 from avsplit.models.fusion import MotionFusion, TemporalContext
 from avsplit.models.motion import TrajectoryNet
+from avsplit.models.refiner import MaskRefiner
 from avsplit.models.synthesizer import Synthesizer
+from avsplit.transforms import LogFrequencyWarp, Spectrogram, log_magnitude
 
 #: Bins where the sources' masks add up to less than this are left partly to the residual (silence).
 MASK_SUM_FLOOR = 1e-3
-from avsplit.transforms import LogFrequencyWarp, Spectrogram, log_magnitude
 
 
 class AVSeparator(nn.Module):
@@ -36,8 +36,15 @@ class AVSeparator(nn.Module):
         # Optional per-channel normalisation of pooled visual features before the sigmoid: keeps
         # the sigmoid out of saturation when the frame net is trained from scratch.
         self.visual_norm = nn.BatchNorm1d(config.channels) if config.visual_norm else None
+        self.refiner = MaskRefiner(config.refiner, config.channels, self._refiner_audio_channels()) if config.refiner else None
         self.spectrogram = Spectrogram(config.audio)
         self.warp = LogFrequencyWarp(config.audio.n_freq, config.audio.log_freq_bins)
+
+    def _refiner_audio_channels(self) -> int:
+        """Audio-feature planes the refiner sees: the K feature maps (none for a FiLM head, whose audio
+        net's output is the mask itself)."""
+        motion = self.config.motion
+        return 0 if motion is not None and motion.fusion == "film" else self.config.channels
 
     # ------------------------------------------------------------------ audio side
     def analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +87,16 @@ class AVSeparator(nn.Module):
     def mask_logits(self, visual: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
         """``(batch, sources, K)`` x ``(batch, K, log_freq, time)`` -> ``(batch, sources, log_freq, time)``."""
         return self.synthesizer(visual, audio_features)
+
+    def mixture_logits(self, visual: torch.Tensor, audio_features, warped_magnitude: torch.Tensor) -> torch.Tensor:
+        """Mask logits of *all* the sources of each mixture ``(batch, sources, log_freq, time)``: each
+        source's own (:meth:`mask_logits`), then, when the model has a refiner, corrected by looking at
+        them together with the mixture's warped magnitude ``(batch, 1, log_freq, time)``."""
+        logits = self.mask_logits(visual, audio_features)
+        if self.refiner is None:
+            return logits
+        heard = audio_features if self.refiner.audio_channels else None
+        return self.refiner(logits, log_magnitude(warped_magnitude), visual, heard)
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         """Mask logits -> masks: sigmoid for binary masks, ReLU for ratio masks."""
@@ -126,7 +143,7 @@ class AVSeparator(nn.Module):
         """
         spec, warped = self.analyse(mixture)
         audio_feats = self.audio_features(warped)
-        masks = self.source_masks(self.mask_logits(self.source_vectors(frames, flow), audio_feats))
+        masks = self.source_masks(self.mixture_logits(self.source_vectors(frames, flow), audio_feats, warped))
         return self.apply_masks(masks, spec, mixture.shape[-1])
 
     @property
