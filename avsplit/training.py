@@ -81,11 +81,8 @@ class TrainConfig:
 
 
 #: Parts of a model ``TrainConfig.freeze`` can hold fixed, and the submodules each one names.
-#: ``base`` is everything but the mask refiner (to train a refiner on top of a trained model).
-FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",),
-             "base": ("appearance", "audio_net", "synthesizer", "visual_norm", "motion_net", "fusion", "temporal", "film")}
-#: Submodules that only some models have: ``base`` freezes them where present.
-_OPTIONAL = {"synthesizer", "visual_norm", "motion_net", "fusion", "temporal", "film"}
+#: ``base`` (``None``) is every submodule but the mask refiner (to train a refiner on top of a trained model).
+FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",), "base": None}
 
 
 #: Optimisation defaults per preset. ``small`` trains from scratch on CPU, where Adam converges
@@ -194,10 +191,11 @@ def frozen_modules(model: AVSeparator, cfg: TrainConfig) -> list[nn.Module]:
     for part in cfg.freeze:
         if part not in FREEZABLE:
             raise ConfigError(f"cannot freeze {part!r}", fix=f"choose among {', '.join(FREEZABLE)}")
+        if FREEZABLE[part] is None:
+            out.extend(module for name, module in model.named_children() if name != "refiner")
+            continue
         for name in FREEZABLE[part]:
             module = getattr(model, name, None)
-            if module is None and part == "base" and name in _OPTIONAL:
-                continue
             if module is None:
                 raise ConfigError(f"cannot freeze {part!r}: this model has no {name}", fix="drop it from --freeze")
             out.append(module)
