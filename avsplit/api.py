@@ -20,6 +20,52 @@ def synth(out: str | Path, **options):
     return generate_dataset(out, **options)
 
 
+def data(
+    dataset: str,
+    out: str | Path,
+    *,
+    index: str | Path | None = None,
+    downloader: str = "yt-dlp",
+    jobs: int = 1,
+    fps: float = 25.0,
+    short_side: int | None = 360,
+    yt_format: str | None = None,
+    categories: Sequence[str] | None = None,
+    limit: int | None = None,
+    retry_unavailable: bool = False,
+):
+    """Download ``dataset`` (``solos`` or ``music``) into ``OUT/<category>/<id>.mp4``.
+
+    The index is ``index`` (a MUSIC / MUSIC-21 / Solos JSON file, see
+    :mod:`avsplit.data.indexes`) or, for ``solos``, the one the ``solos`` package ships.
+    ``categories`` keeps only those categories, ``limit`` the first N videos of each. Returns a
+    :class:`avsplit.data.download.DataSummary`; see :func:`avsplit.data.download.fetch_dataset`.
+    """
+    from avsplit.data.download import DEFAULT_FORMAT, fetch_dataset
+    from avsplit.data.indexes import category_folder, dataset_index
+    from avsplit.errors import ConfigError
+
+    entries = dataset_index(dataset, index)
+    if categories:
+        wanted = {category_folder(c) for c in categories}
+        unknown = wanted - {e.category for e in entries}
+        if unknown:
+            known = sorted({e.category for e in entries})
+            raise ConfigError(f"no category {', '.join(sorted(unknown))} in the index", fix=f"use some of {', '.join(known)}")
+        entries = [e for e in entries if e.category in wanted]
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError("--limit must be at least 1")
+        kept, counts = [], {}
+        for entry in entries:
+            counts[entry.category] = counts.get(entry.category, 0) + 1
+            if counts[entry.category] <= limit:
+                kept.append(entry)
+        entries = kept
+    return fetch_dataset(entries, out, dataset=dataset, downloader=downloader, jobs=jobs, fps=fps, short_side=short_side,
+                         yt_format=yt_format or DEFAULT_FORMAT, retry_unavailable=retry_unavailable)
+
+
 def print_models() -> None:
     """Print the registry of shipped weights as a table."""
     from avsplit.registry import print_registry

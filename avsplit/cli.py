@@ -274,6 +274,39 @@ def localize(
     _report_batch(summary, "localized", out)
 
 
+# ---- avsplit data (dataset download) -------------------------------------------------------
+
+
+@app.command()
+def data(
+    dataset: str = typer.Argument(..., help="solos or music."),
+    out: Path = typer.Argument(..., help="Folder for OUT/<category>/<id>.mp4 and OUT/manifest.json (created if needed)."),
+    index: Optional[Path] = typer.Option(None, "--index", help='Index JSON: MUSIC/MUSIC-21 {"videos": {"<category>": ["<id>" or {"id": ..., "segment": [start, end]}, ...]}} or Solos {"<category>": [...]} (default for solos: the solos package\'s).'),
+    downloader: str = typer.Option("yt-dlp", "--downloader", help="Downloader command taking yt-dlp's -o TEMPLATE -- URL, e.g. \"yt-dlp --cookies-from-browser firefox\"."),
+    fps: float = typer.Option(25.0, "--fps", help="Frame rate of the written videos."),
+    short_side: int = typer.Option(360, "--short-side", min=0, help="Scale the short side down to this (never up); 0 keeps the size."),
+    yt_format: Optional[str] = typer.Option(None, "--yt-format", help="yt-dlp format selector (default: one file with sound and picture, up to 480 lines)."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated categories to fetch (default: all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N videos per category."),
+    retry_unavailable: bool = typer.Option(False, "--retry-unavailable", help="Try again the videos an earlier run found unavailable."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, help="Parallel downloads."),
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Download a dataset of solo performances (Solos, MUSIC) through yt-dlp into OUT/<category>/<id>.mp4. Resumable."""
+    from avsplit import api
+    from avsplit.data.download import print_data_summary
+
+    configure(quiet, verbose)
+    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    summary = _run(api.data, dataset, out, index=index, downloader=downloader, jobs=jobs, fps=fps,
+                   short_side=short_side or None, yt_format=yt_format, categories=cats, limit=limit,
+                   retry_unavailable=retry_unavailable)
+    print_data_summary(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def models(
     quiet: bool = QuietOpt,
