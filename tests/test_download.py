@@ -24,7 +24,7 @@ from avsplit.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 
 # The stand-in for yt-dlp: takes its "-o TEMPLATE ... -- URL" arguments and behaves by the id's
-# prefix: gone* removed, net* network error, full* disk full, slow* leaves a partial file and
+# prefix: gone* removed, net* network error, full* disk full, bad* writes a damaged file, slow* leaves a partial file and
 # hangs (unless FAKE_FAST=1); anything else writes a 2-s 160x120 30-fps MKV (MPEG-4 + MP2 sound,
 # so the conversion to H.264 + AAC is real). Each call appends the id to $FAKE_LOG.
 FAKE_DOWNLOADER = textwrap.dedent(
@@ -49,6 +49,9 @@ FAKE_DOWNLOADER = textwrap.dedent(
         sys.stderr.write("ERROR: unable to write data: [Errno 28] No space left on device\\n")
         sys.exit(1)
     path = template.replace("%(ext)s", "mkv")
+    if video_id.startswith("bad"):
+        open(path, "wb").write(b"<html>not a video</html>")
+        sys.exit(0)
     if video_id.startswith("slow") and os.environ.get("FAKE_FAST") != "1":
         with open(path + ".part", "wb") as part:
             part.write(b"\\0" * 1000)
@@ -232,7 +235,7 @@ def test_download_kill_and_resume(tmp_path, fake):
 
 def test_network_error_and_full_disk_are_per_video_lines(tmp_path, fake):
     command, log = fake
-    index = _write_index(tmp_path / "index.json", {"flute": ["okflute0001", "netflute001", "fullflute01", "okflute0002"]})
+    index = _write_index(tmp_path / "index.json", {"flute": ["okflute0001", "badflute001", "netflute001", "fullflute01", "okflute0002"]})
     out = tmp_path / "out"
     result = _cli(["music", str(out), "--index", str(index), "--downloader", command, "-j", "1", "--short-side", "60"],
                   _env(log))
@@ -240,8 +243,9 @@ def test_network_error_and_full_disk_are_per_video_lines(tmp_path, fake):
     err = result.stderr
     assert "flute/netflute001: network error" in err and "check the network connection" in err
     assert "flute/fullflute01: disk full" in err
+    assert "flute/badflute001: cannot convert the download" in err and "badflute001.mkv" in err
     assert "1 video(s) not attempted" in err and "Free disk space" in err
-    assert _calls(log) == ["okflute0001", "netflute001", "fullflute01"]  # nothing started after the full disk
+    assert _calls(log) == ["okflute0001", "badflute001", "netflute001", "fullflute01"]  # nothing started after the full disk
     info = media.probe(out / "flute" / "okflute0001.mp4")
     assert (info.width, info.height) == (80, 60)
     videos = json.loads((out / MANIFEST_NAME).read_text())["videos"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avsplit.data.indexes import IndexEntry
-from avsplit.errors import AvsplitError, ConfigError, MediaError, OutputError
+from avsplit.errors import ConfigError, MediaError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 
 MANIFEST_NAME = "manifest.json"
@@ -234,19 +234,26 @@ def fetch_video(entry: IndexEntry, out: Path, command: Sequence[str], yt_format:
                 short_side: int | None) -> dict:
     """Download, trim, re-encode and verify one video; return its manifest details.
 
-    Raises :class:`VideoFailure`.
+    Raises :class:`VideoFailure` for every problem of this video (the batch goes on).
     """
+    try:
+        return _fetch_video(entry, out, command, yt_format, fps, short_side)
+    except VideoFailure:
+        raise
+    except Exception as exc:  # anything else that goes wrong with this one video is its failure, not the batch's
+        if _is_disk_full(exc):
+            raise VideoFailure("disk", f"disk full while writing {entry.video_id}.mp4") from exc
+        raise VideoFailure("failed", f"cannot convert the download: {' '.join(str(exc).split()) or type(exc).__name__}") from exc
+
+
+def _fetch_video(entry: IndexEntry, out: Path, command: Sequence[str], yt_format: str, fps: float,
+                 short_side: int | None) -> dict:
     from avsplit.data.transcode import normalize_video
 
     work = out / WORK_FOLDER / entry.category / entry.video_id
     source = run_downloader(command, entry, work, yt_format)
     final = video_path(out, entry)
-    try:
-        info = normalize_video(source, final, entry.segment, fps=fps, short_side=short_side)
-    except (AvsplitError, OSError, ValueError) as exc:
-        if _is_disk_full(exc):
-            raise VideoFailure("disk", f"disk full while writing {final.name}") from exc
-        raise VideoFailure("failed", f"cannot convert the download: {exc}") from exc
+    info = normalize_video(source, final, entry.segment, fps=fps, short_side=short_side)
     shutil.rmtree(work, ignore_errors=True)
     return {"file": str(final.relative_to(out)), "bytes": final.stat().st_size, "seconds": round(info.duration, 3),
             "size": [info.width, info.height], "fps": info.fps}
