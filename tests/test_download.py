@@ -244,6 +244,7 @@ def test_network_error_and_full_disk_are_per_video_lines(tmp_path, fake):
     assert "flute/netflute001: network error" in err and "check the network connection" in err
     assert "flute/fullflute01: disk full" in err
     assert "flute/badflute001: cannot convert the download" in err and "badflute001.mkv" in err
+    assert not (out / ".download" / "flute" / "badflute001").exists()  # fetched afresh next time
     assert "1 video(s) not attempted" in err and "Free disk space" in err
     assert _calls(log) == ["okflute0001", "badflute001", "netflute001", "fullflute01"]  # nothing started after the full disk
     info = media.probe(out / "flute" / "okflute0001.mp4")

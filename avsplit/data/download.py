@@ -253,7 +253,12 @@ def _fetch_video(entry: IndexEntry, out: Path, command: Sequence[str], yt_format
     work = out / WORK_FOLDER / entry.category / entry.video_id
     source = run_downloader(command, entry, work, yt_format)
     final = video_path(out, entry)
-    info = normalize_video(source, final, entry.segment, fps=fps, short_side=short_side)
+    try:
+        info = normalize_video(source, final, entry.segment, fps=fps, short_side=short_side)
+    except Exception as exc:
+        if not _is_disk_full(exc):
+            shutil.rmtree(work, ignore_errors=True)  # a damaged download: the next run fetches it afresh
+        raise
     shutil.rmtree(work, ignore_errors=True)
     return {"file": str(final.relative_to(out)), "bytes": final.stat().st_size, "seconds": round(info.duration, 3),
             "size": [info.width, info.height], "fps": info.fps}
