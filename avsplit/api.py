@@ -231,12 +231,19 @@ def evaluate(
     markdown_path: str | Path | None = None,
     report_dir: str | Path | None = None,
     show: bool = True,
+    count: str = "auto",
+    by_domain: bool = False,
 ):
     """Deterministic mix-and-separate (and in-the-wild, where truth exists) evaluation.
+
+    ``count``: ``auto`` (wild videos split into as many tracks as ``separate`` finds; count accuracy
+    reported) or ``truth``. ``by_domain``: print the scores per value of every domain axis (the JSON
+    summary always has them).
 
     Returns ``(items, summary)``; writes the requested JSON/CSV/Markdown files and HTML report.
     """
     from avsplit.evaluation import evaluate as run_evaluation
+    from avsplit.breakdown import print_count_table, print_domain_table
     from avsplit.evaluation import print_table, write_outputs
 
     model, meta, path = load_model(weights, device, flow_backend)
@@ -244,11 +251,14 @@ def evaluate(
     items, summary = run_evaluation(
         data, model, device_t, pairs=pairs, num_mix=num_mix, seed=seed, same_category=same_category, wild=wild,
         localization=localization, weights_name=str(path), report_dir=Path(report_dir) if report_dir else None,
+        count=count,
     )
     info = {"weights": str(path), "data": str(data), "seed": seed, "pairs": pairs, "num_mix": num_mix,
-            "same_category": same_category, "preset": model.config.preset}
+            "same_category": same_category, "preset": model.config.preset, "count": count}
     if show:
         print_table(summary)
+        print_count_table(summary)
+        print_domain_table(summary, by_domain)
     write_outputs(items, summary, info, Path(json_path) if json_path else None, Path(csv_path) if csv_path else None,
                   Path(markdown_path) if markdown_path else None)
     return items, summary

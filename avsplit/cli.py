@@ -231,6 +231,8 @@ def evaluate(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per mixture as CSV."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown report."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for an HTML page per mixture (audio, spectrograms, masks, frames)."),
+    count: str = typer.Option("auto", "--count", help="Wild videos: auto (as many tracks as `separate` finds; count accuracy scored, a duet left as one track scored as the mixture) or truth (as many as the truth has)."),
+    by_domain: bool = typer.Option(False, "--by-domain", help="Print the scores per value of every domain axis (always in --json/--markdown)."),
     device: Optional[str] = DeviceOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -241,7 +243,7 @@ def evaluate(
     configure(quiet, verbose)
     _run(api.evaluate, data, weights=weights, flow_backend=flow_backend, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
          same_category=same_category, wild=wild, localization=localization, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
-         report_dir=report, show=True)
+         report_dir=report, show=True, count=count, by_domain=by_domain)
 
 
 @app.command()

@@ -8,8 +8,15 @@ Two protocols, both scored with BSS Eval v3 (:mod:`avsplit.metrics`):
   oracle ideal binary and ratio masks (upper bounds for any mask-based method).
 - **wild**: videos with several sources and ground truth beside them (``<stem>.truth.json`` and
   ``<stem>.source-<k>.wav``, as ``avsplit synth`` writes for duets) are separated as
-  ``avsplit separate`` does, with as many sources as the truth has, and compared with the clean
-  tracks (both ordered left to right).
+  ``avsplit separate`` does, choosing the number of sources itself (``count="truth"``: as many as
+  the truth has), and compared with the clean tracks (both ordered left to right). A video split
+  into fewer tracks than it has sources is unseparated: every source is scored against the
+  mixture; one split into more has each track added to the source it correlates with best.
+
+Source count (:mod:`avsplit.breakdown`): the share of wild videos split into the right number of
+tracks, per kind, and of the mixed solos that have a truth file left as one track (``count/solo``).
+Every protocol group is also broken down per domain (the truth's ``domain``; in-domain vs
+out-of-domain by its ``split``).
 
 Localization (where the truth has per-frame boxes, as ``synth`` writes them): the wild videos are
 also localized by both ``localize`` methods (``model`` and ``onsets``) and scored per frame by
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 
 from avsplit import media
+from avsplit.breakdown import add_breakdowns, join_domains, markdown_lines, match_tracks, read_domain
 from avsplit.console import console, error_line, make_progress, warn_line
 from avsplit.data.scan import VideoItem, load_dataset
 from avsplit.errors import AvsplitError, MediaError
@@ -62,6 +70,9 @@ class EvalItem:
     kind: str = ""  # for wild: "same-kind" / "different-kind"
     localization: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> ciou/ciou50/auc/frames
     loc_cious: dict[str, list[float]] = field(default_factory=dict, repr=False)  # method -> per-frame cIoU
+    expected_sources: int = 0  # how many sources the truth has (wild and count items)
+    found_sources: int | None = None  # how many the automatic count found (None: not counted)
+    domain: dict[str, str] = field(default_factory=dict)  # split and axis -> value (avsplit.breakdown)
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"protocol": self.protocol, "name": self.name, "kind": self.kind,
@@ -74,6 +85,10 @@ class EvalItem:
         for method, metrics in self.localization.items():
             for k, v in metrics.items():
                 row[f"loc_{method}_{k}"] = round(v, 4) if isinstance(v, float) else v
+        if self.found_sources is not None:
+            row.update(sources_expected=self.expected_sources, sources_found=self.found_sources)
+        for axis, value in self.domain.items():
+            row[f"domain_{axis}"] = value
         return row
 
 
@@ -195,7 +210,8 @@ def summarize(items: Sequence[EvalItem]) -> dict[str, Any]:
         groups.setdefault(key, []).append(it)
     for key, group in groups.items():
         valid = [it for it in group if not it.skipped]
-        entry: dict[str, Any] = {"items": len(group), "scored": len(valid), "skipped": len(group) - len(valid)}
+        entry: dict[str, Any] = {"items": len(group), "scored": sum(bool(it.scores) for it in valid),
+                                 "skipped": len(group) - len(valid)}
         for method in METHODS:
             vals = {k: [it.scores[method][k] for it in valid if method in it.scores] for k in METRICS}
             if vals["sdr"]:
@@ -204,6 +220,7 @@ def summarize(items: Sequence[EvalItem]) -> dict[str, Any]:
         if loc:
             entry["localization"] = loc
         out[key] = entry
+    add_breakdowns(out, groups)
     return out
 
 
@@ -256,8 +273,15 @@ def evaluate(
     localization: bool = True,
     weights_name: str = "",
     report_dir: Path | None = None,
+    count: str = "auto",
 ) -> tuple[list[EvalItem], dict[str, Any]]:
-    """Run both protocols over ``data``; returns the items and the summary."""
+    """Run both protocols over ``data``; returns the items and the summary.
+
+    ``count``: ``auto`` (wild videos are split into as many tracks as ``separate`` finds, and the
+    mixed solos that have a truth file are counted too) or ``truth`` (as many as the truth says;
+    no count is scored)."""
+    if count not in ("auto", "truth"):
+        raise AvsplitError(f"unknown count {count!r}", fix="use auto or truth")
     from avsplit.separation import SeparationEngine
 
     items_all = load_dataset(data)
@@ -275,7 +299,7 @@ def evaluate(
         for gi, g in enumerate(groups):
             vids = [solos[i] for i in g]
             item = EvalItem("mix", "+".join(v.id.replace("/", "_") for v in vids), [str(v.path) for v in vids],
-                            [v.category for v in vids])
+                            [v.category for v in vids], domain=join_domains([read_domain(v.path) for v in vids]))
             try:
                 out = evaluator.mixture([v.path for v in vids], seed=seed * 100_003 + gi)
             except MediaError as exc:
@@ -289,29 +313,53 @@ def evaluate(
                     write_item_report(report_dir, item, out, model.config.audio.sample_rate)
             results.append(item)
             progress.advance(task)
-        if multis:
+        counted = [solos[i] for i in sorted({i for g in groups for i in g})] if wild and count == "auto" else []
+        counted = [v for v in counted if _truth_path(v.path).exists()]
+        if multis or counted:
             engine = SeparationEngine(model, device)
+            progress.update(task, total=total + len(counted))
+            for it in counted:
+                results.append(_count_solo(it, engine))
+                progress.advance(task)
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="avsplit-eval-") as tmp:
                 for it in multis:
-                    results.append(_evaluate_wild(it, engine, Path(tmp), localization))
+                    results.append(_evaluate_wild(it, engine, Path(tmp), localization, count == "auto"))
                     progress.advance(task)
     return results, summarize(results)
 
 
-def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True) -> EvalItem:
+def _count_solo(it: VideoItem, engine) -> EvalItem:
+    """A solo's automatic source count (right when it is one), as ``separate`` finds its sources."""
+    from avsplit.separation import WindowStream, discover_regions
+
+    item = EvalItem("count", it.id.replace("/", "_"), [str(it.path)], [it.category], kind="solo", expected_sources=1,
+                    domain=read_domain(it.path))
+    try:
+        item.found_sources = len(discover_regions(engine, WindowStream(it.path, engine.model, 0.25), None))
+    except AvsplitError as exc:
+        item.skipped = str(exc)
+        error_line(f"{it.path}: {exc}")
+    return item
+
+
+def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, auto_count: bool = True) -> EvalItem:
     from avsplit.separation import separate_video
 
     truth = json.loads(_truth_path(it.path).read_text())
     sources = truth["sources"]
     cats = [s.get("category") for s in sources]
     kind = "same-kind" if len(set(cats)) == 1 else "different-kind"
-    item = EvalItem("wild", it.id.replace("/", "_"), [str(it.path)], cats, kind=kind)
+    item = EvalItem("wild", it.id.replace("/", "_"), [str(it.path)], cats, kind=kind, expected_sources=len(sources),
+                    domain=read_domain(it.path))
     rate = engine.model.config.audio.sample_rate
     try:
-        res = separate_video(it.path, tmp, engine, num_sources=len(sources), overwrite=True)
-        est = [media.read_audio_file(f)[0][0] for f in res.files[: len(sources)]]
+        res = separate_video(it.path, tmp, engine, num_sources=None if auto_count else len(sources), overwrite=True)
+        tracks = len(res.sources)
+        if auto_count:
+            item.found_sources = tracks
+        est = [media.read_audio_file(f)[0][0] for f in res.files[:tracks]]
         refs = []
         for s in sources:
             wave, sr = media.read_audio_file(it.path.with_name(s["audio"]))
@@ -325,7 +373,7 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True) 
         return item
     n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
     refs_a = np.stack([r[:n] for r in refs])
-    est_a = np.stack([e[:n] for e in est])
+    est_a = match_tracks(refs_a, np.stack([e[:n] for e in est]), mix[:n])
     score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
     if localization:
         score_localization(item, it.path, truth, engine)
@@ -421,6 +469,7 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
             for key, method, m in loc_rows:
                 lines.append(f"| {key} | {method} | {m['videos']} | {m['frames']} | {m['ciou']:.3f} | "
                              f"{m['ciou50']:.3f} | {m['auc']:.3f} |")
+        lines += markdown_lines(summary)
         lines += ["", "## Items", "", "| protocol | name | categories | model SDR | skipped |", "|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['protocol']} | {r['name']} | {r['categories']} | {r.get('model_sdr', '')} | {r['skipped']} |")

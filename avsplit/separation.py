@@ -35,19 +35,6 @@ from avsplit.resample import StreamResampler
 
 #: Windows sampled from a video to find its sources.
 DISCOVERY_WINDOWS = 6
-MAX_SOURCES = 4
-#: Clusters whose masks are more similar than this are the same source.
-SAME_SOURCE_SIMILARITY = 0.75
-#: A cluster must explain at least this share of the separated energy to count as a source.
-MIN_SOURCE_SHARE = 0.05
-#: Pixels at least this fraction of the frame's highest saliency are candidates for sources.
-SALIENT_FRACTION = 0.4
-#: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
-POSITION_WEIGHT = 1.0
-#: The same for motion models, whose candidate pixels are the moving ones (often the edges of
-#: each player, whose features differ more than two players' do): players are told apart by where
-#: they are, features only break ties.
-MOTION_POSITION_WEIGHT = 8.0
 
 
 # ------------------------------------------------------------------------------ streaming input
@@ -418,64 +405,11 @@ def find_regions(
     if float(np.abs(audio).max()) < 1e-4:
         warn_line(f"{path}: the audio is silent; writing one silent source")
         return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
-    salient = sal >= SALIENT_FRACTION * max(float(sal.max()), 1e-6)
-    coords = np.argwhere(salient)
-    zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
-    position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
-    weight = MOTION_POSITION_WEIGHT if raw.ndim == 5 else POSITION_WEIGHT
-    points = np.concatenate([zn, weight * position], axis=1)
-    max_k = min(MAX_SOURCES, len(points))
-    candidates = [min(num_sources, len(points))] if num_sources else list(range(max_k, 0, -1))
-    best: list[Region] | None = None
-    for k in candidates:
-        labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
-        regions = []
-        for j in range(k):
-            cells = np.zeros((h, w), bool)
-            members = coords[labels == j]
-            cells[members[:, 0], members[:, 1]] = True
-            if cells.any():
-                regions.append(Region(cells, cells_to_box(cells, (w, h), video_size)))
-        vecs = region_vectors(engine.model, raw, regions)  # (M, R, K)
-        est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
-        flat = est.flatten(2).transpose(0, 1).flatten(1).cpu().numpy()  # (R, M*Fl*T)
-        shares = flat.sum(1) / max(flat.sum(), 1e-8)
-        norms = np.linalg.norm(flat, axis=1).clip(min=1e-8)
-        sim = (flat @ flat.T) / norms[:, None] / norms[None]
-        np.fill_diagonal(sim, 0)
-        # a group whose sound is (close to) the others' together is a mix of them, not a source
-        if len(flat) > 2:
-            rest = flat.sum(0, keepdims=True) - flat
-            mixed = ((flat * rest).sum(1) / norms / np.linalg.norm(rest, axis=1).clip(min=1e-8)).max()
-        else:
-            mixed = 0.0
-        for r, s in zip(regions, shares):
-            r.confidence = float(s)
-        if num_sources or k == 1 or (max(sim.max(), mixed) < SAME_SOURCE_SIMILARITY and shares.min() >= MIN_SOURCE_SHARE):
-            best = regions
-            break
-    assert best is not None
-    return sorted(best, key=lambda r: (r.box[0] + r.box[2]) / 2)
+    from avsplit.counting import choose_regions
 
-
-def kmeans_euclidean(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
-    """Euclidean k-means of rows of ``x`` ``(n, d)`` with k-means++ initialisation; labels ``(n,)``."""
-    rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d = np.min(np.stack([((x - c) ** 2).sum(1) for c in centres]), axis=0)
-        centres.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
-    c = np.stack(centres)
-    labels = np.full(len(x), -1)
-    for _ in range(iters):
-        new = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            if (labels == j).any():
-                c[j] = x[labels == j].mean(0)
-    return labels
+    if features is not None:
+        features.update(saliency=sal, standardised=z, flow=flow)
+    return choose_regions(engine, raw, sal, z, warped, feats, video_size, num_sources, flow)
 
 
 def discover_regions(engine: SeparationEngine, stream: WindowStream, num_sources: int | None) -> list[Region]:

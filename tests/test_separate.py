@@ -120,7 +120,12 @@ def test_evaluate_writes_json_csv_markdown_and_report(tiny_weights, synth_set, t
     r2 = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "2", "--json", tmp_path / "f.json", "-q")
     assert r2.exit_code == 0, r2.output
     again = json.loads((tmp_path / "f.json").read_text())
-    assert [i["model_sdr"] for i in again["items"]] == [i["model_sdr"] for i in data["items"]]
+    assert [i.get("model_sdr") for i in again["items"]] == [i.get("model_sdr") for i in data["items"]]
+    # the automatic count: the wild duet and the mixed solos (which have truth files) were counted
+    counted = [i for i in data["items"] if "sources_found" in i]
+    assert {i["protocol"] for i in counted} == {"wild", "count"}
+    assert data["summary"]["count/solo"]["count"]["videos"] == len([i for i in counted if i["protocol"] == "count"])
+    assert data["summary"]["mix"]["domains"]["split"] == {"unknown": data["summary"]["mix"]["domains"]["split"]["unknown"]}
 
 
 def test_models_lists_registry():

@@ -1,0 +1,196 @@
+"""How many sources a video has, and where: grouping the candidate pixels of the feature grid.
+
+:func:`avsplit.separation.find_regions` computes the candidate pixels' saliency and features over
+a few windows of a video; :func:`choose_regions` clusters them into k groups for every k from
+:data:`MAX_SOURCES` down and keeps the largest k whose groups are distinct sources.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+MAX_SOURCES = 4
+#: Clusters whose masks are more similar than this are the same source.
+SAME_SOURCE_SIMILARITY = 0.75
+#: A cluster must explain at least this share of the separated energy to count as a source.
+MIN_SOURCE_SHARE = 0.05
+#: Groups whose motion over time correlates more than this move as one (with sounds alike: one source).
+SAME_MOTION_CORRELATION = 0.5
+#: A group's motion must correlate at least this much with the sound's onsets (spectral flux) for its
+#: own rhythm to tell it apart (a silent mover has a rhythm of its own, unrelated to the sound).
+SOUND_MOTION_CORRELATION = 0.1
+#: Pixels at least this fraction of the frame's highest saliency are candidates for sources.
+SALIENT_FRACTION = 0.4
+#: Blobs of cells above this fraction of the highest saliency are candidates (each then thresholded at
+#: :data:`SALIENT_FRACTION` of its own peak).
+BLOB_FRACTION = 0.2
+#: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
+POSITION_WEIGHT = 1.0
+#: The same for motion models, whose candidate pixels are the moving ones (often the edges of
+#: each player, whose features differ more than two players' do): players are told apart by where
+#: they are, features only break ties.
+MOTION_POSITION_WEIGHT = 8.0
+
+
+def salient_cells(sal: np.ndarray) -> np.ndarray:
+    """Cells of ``sal`` ``(h, w)`` that belong to a source: bool ``(h, w)``.
+
+    Each blob that stands out (connected cells above :data:`BLOB_FRACTION` of the highest saliency)
+    keeps its cells of at least :data:`SALIENT_FRACTION` of *its own* peak: a player that moves less
+    than another (smaller, farther, or playing long notes) keeps its core cells, whatever the
+    frame size.
+    """
+    from scipy import ndimage
+
+    top = max(float(sal.max()), 1e-6)
+    blobs, count = ndimage.label(sal >= BLOB_FRACTION * top, structure=np.ones((3, 3)))
+    if count == 0:
+        return sal >= SALIENT_FRACTION * top
+    peaks = np.asarray(ndimage.maximum(sal, blobs, index=np.arange(1, count + 1)))
+    own_peak = np.concatenate([[np.inf], peaks])[blobs]  # (h, w); background: never salient
+    return sal >= SALIENT_FRACTION * own_peak
+
+
+def candidate_points(sal: np.ndarray, z: np.ndarray, motion: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The salient cells of ``sal`` ``(h, w)`` and their clustering points: ``coords`` ``(n, 2)``
+    (row, column) and ``points`` ``(n, K + 2)`` (unit-norm features ``z`` ``(h, w, K)``, then the
+    weighted (x, y) position in [0, 1] units)."""
+    h, w = sal.shape
+    salient = salient_cells(sal)
+    coords = np.argwhere(salient)
+    zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
+    position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
+    weight = MOTION_POSITION_WEIGHT if motion else POSITION_WEIGHT
+    return coords, np.concatenate([zn, weight * position], axis=1)
+
+
+def group_regions(coords: np.ndarray, labels: np.ndarray, k: int, shape: tuple[int, int], video_size) -> list:
+    """One :class:`~avsplit.separation.Region` per non-empty label of ``coords`` ``(n, 2)``."""
+    from avsplit.separation import Region, cells_to_box
+
+    h, w = shape
+    regions = []
+    for j in range(k):
+        cells = np.zeros((h, w), bool)
+        members = coords[labels == j]
+        cells[members[:, 0], members[:, 1]] = True
+        if cells.any():
+            regions.append(Region(cells, cells_to_box(cells, (w, h), video_size)))
+    return regions
+
+
+@torch.no_grad()
+def group_sounds(engine, raw: torch.Tensor, regions: list, warped: torch.Tensor, feats) -> np.ndarray:
+    """What each region separates on its own: its mask (from its pooled features) times the mixture's
+    warped magnitude ``warped`` ``(M, 1, Fl, T)`` of the ``M`` windows: ``(R, M, Fl, T)``."""
+    from avsplit.separation import region_vectors
+
+    vecs = region_vectors(engine.model, raw, regions)  # (M, R, K)
+    est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
+    return est.transpose(0, 1).float().cpu().numpy()
+
+
+def cell_motion(flow: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """Optical-flow speed of every step of ``M`` windows' flow ``(M, steps, 2, h', w')``, averaged onto
+    the feature grid ``shape`` ``(h, w)``: ``(M * steps, h, w)``."""
+    flow = flow.float()
+    speed = torch.hypot(flow[:, :, 0], flow[:, :, 1])  # (M, steps, h', w')
+    pooled = torch.nn.functional.adaptive_avg_pool2d(speed, tuple(shape))
+    return pooled.flatten(0, 1).cpu().numpy()
+
+
+def cosine_matrix(x: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the rows of ``x`` ``(R, n)``: ``(R, R)`` with a zero diagonal."""
+    norms = np.linalg.norm(x, axis=1).clip(min=1e-8)
+    sim = (x @ x.T) / norms[:, None] / norms[None]
+    np.fill_diagonal(sim, 0)
+    return sim
+
+
+def correlation_matrix(x: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the rows of ``x`` ``(R, n)``: ``(R, R)`` with a zero diagonal (a constant
+    row correlates with nothing)."""
+    return cosine_matrix(x - x.mean(1, keepdims=True))
+
+
+def distinct_sources(sounds: np.ndarray, motion: np.ndarray | None, regions: list, warped: torch.Tensor) -> bool:
+    """Whether ``R`` groups are ``R`` sources: each carries at least :data:`MIN_SOURCE_SHARE` of the
+    separated energy, no group sounds like the others together (a mix of them), and every two groups
+    either sound different (the cosine similarity of their separated magnitudes ``sounds``
+    ``(R, ...)`` below :data:`SAME_SOURCE_SIMILARITY`) or move to a different rhythm (the correlation
+    of their motion over time, from ``motion`` ``(steps, h, w)``, below :data:`SAME_MOTION_CORRELATION`).
+    """
+    flat = sounds.reshape(len(sounds), -1)
+    shares = flat.sum(1) / max(float(flat.sum()), 1e-8)
+    if shares.min() < MIN_SOURCE_SHARE:
+        return False
+    if len(flat) > 2:
+        # a group whose sound is (close to) the others' together is a mix of them, not a source
+        rest = flat.sum(0, keepdims=True) - flat
+        norms = np.linalg.norm(flat, axis=1).clip(min=1e-8)
+        if ((flat * rest).sum(1) / norms / np.linalg.norm(rest, axis=1).clip(min=1e-8)).max() >= SAME_SOURCE_SIMILARITY:
+            return False
+    same = cosine_matrix(flat) >= SAME_SOURCE_SIMILARITY
+    if motion is not None:
+        series = np.stack([motion[:, r.cells].mean(1) for r in regions])  # (R, steps)
+        # moving to a rhythm of its own tells a group apart only if that rhythm is the sound's
+        follows = correlation_matrix(np.concatenate([series, sound_flux(warped, len(series[0]))[None]]))[-1, :-1]
+        heard = follows >= SOUND_MOTION_CORRELATION
+        same &= (correlation_matrix(series) >= SAME_MOTION_CORRELATION) | ~(heard[:, None] & heard[None, :])
+    return not same.any()
+
+
+def sound_flux(warped: torch.Tensor, steps: int) -> np.ndarray:
+    """Spectral flux of the mixture (the summed rise of log magnitude), the sound's onsets, of ``M``
+    windows' warped magnitude ``(M, 1, Fl, T)`` averaged onto the motion's ``steps`` in all:
+    ``(steps,)``."""
+    windows = warped.shape[0]
+    log_mag = torch.log1p(warped[:, 0].float() / warped.float().mean().clamp(min=1e-8))  # scale-free
+    flux = (log_mag[:, :, 1:] - log_mag[:, :, :-1]).clamp(min=0).sum(1)  # (M, T - 1)
+    return torch.nn.functional.adaptive_avg_pool1d(flux[:, None], steps // windows)[:, 0].flatten().cpu().numpy()
+
+
+def choose_regions(engine, raw: torch.Tensor, sal: np.ndarray, z: np.ndarray, warped: torch.Tensor, feats,
+                   video_size: tuple[int, int], num_sources: int | None, flow: torch.Tensor | None = None) -> list:
+    """The sources of a video, ordered left to right (see the module doc).
+
+    ``raw``: visual features of ``M`` windows ``(M, K, h, w)`` (motion models ``(M, steps, K, h, w)``);
+    ``sal`` ``(h, w)`` and ``z`` ``(h, w, K)``: candidate saliency and standardised features;
+    ``warped`` ``(M, 1, Fl, T)`` and ``feats``: the windows' mixture magnitude and audio features;
+    ``flow`` ``(M, steps, 2, h', w')``: the windows' optical flow (motion models).
+    """
+    coords, points = candidate_points(sal, z, motion=raw.ndim == 5)
+    motion = cell_motion(flow, sal.shape) if flow is not None else None
+    max_k = min(MAX_SOURCES, len(points))
+    candidates = [min(num_sources, len(points))] if num_sources else list(range(max_k, 0, -1))
+    for k in candidates:
+        labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
+        regions = group_regions(coords, labels, k, sal.shape, video_size)
+        sounds = group_sounds(engine, raw, regions, warped, feats)  # (R, M, Fl, T)
+        shares = sounds.reshape(len(regions), -1).sum(1) / max(float(sounds.sum()), 1e-8)
+        for r, s in zip(regions, shares):
+            r.confidence = float(s)
+        if num_sources or len(regions) == 1 or distinct_sources(sounds, motion, regions, warped):
+            return sorted(regions, key=lambda r: (r.box[0] + r.box[2]) / 2)
+    raise AssertionError("k = 1 is always accepted")
+
+
+def kmeans_euclidean(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Euclidean k-means of rows of ``x`` ``(n, d)`` with k-means++ initialisation; labels ``(n,)``."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = np.min(np.stack([((x - c) ** 2).sum(1) for c in centres]), axis=0)
+        centres.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
+    c = np.stack(centres)
+    labels = np.full(len(x), -1)
+    for _ in range(iters):
+        new = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            if (labels == j).any():
+                c[j] = x[labels == j].mean(0)
+    return labels

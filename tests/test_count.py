@@ -1,0 +1,139 @@
+"""The automatic source count (avsplit.counting) and evaluate's count / domain breakdowns."""
+
+import json
+
+import numpy as np
+
+from avsplit.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
+from avsplit.counting import distinct_sources, salient_cells, sound_flux
+from avsplit.evaluation import EvalItem, summarize, write_outputs
+from avsplit.separation import Region
+
+
+def _region(cols):
+    cells = np.zeros((4, 8), bool)
+    cells[1:3, cols] = True
+    return Region(cells, [0, 0, 1, 1])
+
+
+def _warped_with_onsets(onsets, steps=40, bins=16):
+    """A mixture magnitude ``(1, 1, bins, steps)`` that jumps up at each onset step and decays."""
+    env = np.full(steps, 0.05)
+    for t in onsets:
+        env[t:] = np.maximum(env[t:], np.exp(-0.5 * np.arange(steps - t)))
+    import torch
+
+    return torch.from_numpy(np.tile(env, (bins, 1))[None, None].astype(np.float32))
+
+
+def _motion(series_left, series_right):
+    """Cell motion ``(steps, 4, 8)``: the left half moves with one series, the right half with the other."""
+    m = np.zeros((len(series_left), 4, 8))
+    m[:, :, :4] = np.asarray(series_left)[:, None, None]
+    m[:, :, 4:] = np.asarray(series_right)[:, None, None]
+    return m
+
+
+def test_groups_that_sound_alike_are_two_sources_only_if_they_move_apart_with_the_sound():
+    rng = np.random.default_rng(0)
+    steps = 40
+    a_on, b_on = [2, 12, 22, 32], [7, 17, 27, 37]
+    warped = _warped_with_onsets(a_on + b_on, steps)
+    spike = lambda on: np.isin(np.arange(steps), on).astype(float) + 0.01 * rng.random(steps)  # noqa: E731
+    same_sound = np.ones((2, 1, 16, steps))  # two groups whose separated sounds are identical
+    regions = [_region(slice(0, 4)), _region(slice(4, 8))]
+    # one player cut in two: the halves move together -> one source
+    assert not distinct_sources(same_sound, _motion(spike(a_on), spike(a_on)), regions, warped)
+    # two players of one kind, each moving on its own notes -> two sources
+    assert distinct_sources(same_sound, _motion(spike(a_on), spike(b_on)), regions, warped)
+    # a player and a silent mover with a rhythm of its own (not the sound's) -> one source
+    silent = spike([5, 9, 25, 30]) * 0 + rng.random(steps)
+    lone_warped = _warped_with_onsets(a_on, steps)
+    assert not distinct_sources(same_sound, _motion(spike(a_on), silent), regions, lone_warped)
+    # sounds that differ are two sources whatever the motion; a group with almost no share is not one
+    apart = np.zeros((2, 1, 16, steps))
+    apart[0, :, :8], apart[1, :, 8:] = 1.0, 1.0
+    assert distinct_sources(apart, None, regions, warped)
+    apart[1] *= 0.01
+    assert not distinct_sources(apart, None, regions, warped)
+
+
+def test_sound_flux_peaks_at_the_onsets():
+    flux = sound_flux(_warped_with_onsets([5, 20], 40), 40)
+    assert flux.shape == (40,)
+    assert set(np.argsort(flux)[-2:]) <= {4, 5, 19, 20}
+
+
+def test_a_player_that_moves_less_keeps_its_cells():
+    sal = np.zeros((6, 10))
+    sal[2:4, 1:3] = [[1.0, 0.8], [0.9, 0.7]]  # the busy player
+    sal[2:4, 7:9] = [[0.3, 0.25], [0.28, 0.2]]  # a quieter one (below 0.4 of the frame's peak)
+    sal[0, 5] = 0.05  # noise
+    cells = salient_cells(sal)
+    assert cells[2:4, 1:3].all() and cells[2:4, 7:9].any() and not cells[0, 5]
+
+
+def _item(protocol, kind, expected, found, sdr=None, domain=None):
+    it = EvalItem(protocol, f"{protocol}-{kind}-{found}", ["v.mp4"], ["a"], kind=kind, expected_sources=expected,
+                  found_sources=found, domain=domain or truth_domain(None))
+    if sdr is not None:
+        it.scores = {"model": {"sdr": sdr, "sir": 0.0, "sar": 0.0, "nsdr": 0.0},
+                     "mixture": {"sdr": 0.0, "sir": 0.0, "sar": 0.0, "nsdr": 0.0}}
+    return it
+
+
+def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
+    train = {**truth_domain(None), "split": "train", "soundfont": "TimGM6mb"}
+    foreign = {**truth_domain(None), "split": "foreign", "soundfont": "OPL3"}
+    items = [_item("wild", "same-kind", 2, 2, 6.0, train), _item("wild", "same-kind", 2, 1, 0.0, foreign),
+             _item("wild", "same-kind", 2, 2, 4.0, foreign), _item("wild", "different-kind", 2, 3, 9.0, train),
+             _item("count", "solo", 1, 1, None, train), _item("mix", "", 0, None, 10.0, foreign)]
+    assert count_summary(items[:3])["right"] == 2 and count_summary(items[5:]) is None
+    summary = summarize(items)
+    same = summary["wild/same-kind"]
+    assert same["count"]["videos"] == 3 and abs(same["count"]["accuracy"] - 2 / 3) < 1e-9
+    assert same["count"]["found"] == {"1": 1, "2": 2}
+    assert summary["wild/different-kind"]["count"]["accuracy"] == 0.0
+    assert summary["count/solo"]["count"]["accuracy"] == 1.0 and "count" not in summary["mix"]
+    split = same["domains"]["split"]
+    assert set(split) == {"train", "foreign"}
+    assert split["foreign"]["model_sdr"]["mean"] == 2.0 and split["train"]["model_sdr"]["mean"] == 6.0
+    assert split["foreign"]["count"]["right"] == 1
+    assert set(same["domains"]["soundfont"]) == {"TimGM6mb", "OPL3"}
+    write_outputs(items, summary, {}, tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "e.md")
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["summary"]["wild/same-kind"]["domains"]["split"]["foreign"]["items"] == 2
+    assert data["items"][1]["sources_found"] == 1 and data["items"][1]["domain_split"] == "foreign"
+    md = (tmp_path / "e.md").read_text()
+    assert "## Source count" in md and "| same-kind | 3 | 2 | 67% | 1:1 2:2 |" in md and "## Domains" in md
+    assert "domain_soundfont" in (tmp_path / "e.csv").read_text().splitlines()[0]
+
+
+def test_domains_of_truth_files_and_mixtures(tmp_path):
+    old = tmp_path / "a.truth.json"
+    old.write_text(json.dumps({"version": 1, "sources": [{}]}))
+    assert read_domain(tmp_path / "a.mp4") == truth_domain(None)
+    assert read_domain(tmp_path / "missing.mp4")["split"] == "unknown"
+    new = {"version": 2, "sources": [{}], "domain": {"sound_maker": "fluidsynth", "soundfont": "FluidR3", "chain": "clean",
+                                                     "glyph": "emoji", "background": "noise", "motion": "bounce", "split": "foreign"}}
+    (tmp_path / "b.truth.json").write_text(json.dumps(new))
+    b = read_domain(tmp_path / "b.mp4")
+    assert b["split"] == "foreign" and b["motion"] == "bounce"
+    a = {**b, "split": "train", "motion": "sway"}
+    joined = join_domains([a, b])
+    assert joined["split"] == "foreign" and joined["motion"] == "sway+bounce" and joined["glyph"] == "emoji"
+    assert join_domains([a, {**a, "split": "real"}])["split"] == "real"
+    assert join_domains([a, a])["split"] == "train"
+
+
+def test_tracks_fewer_than_sources_are_scored_as_the_mixture():
+    refs = np.stack([np.sin(np.arange(100.0)), np.cos(np.arange(100.0) * 3)])
+    mix = refs.sum(0)
+    assert np.array_equal(match_tracks(refs, mix[None], mix), np.stack([mix, mix]))
+    assert np.array_equal(match_tracks(refs, refs, mix), refs)
+    split = np.stack([refs[0] * 0.5, refs[1], refs[0] * 0.5])  # the first source cut in two
+    assert np.allclose(match_tracks(refs, split, mix), refs)
+
+
+def test_markdown_without_counts_or_domains_adds_nothing():
+    assert markdown_lines(summarize([_item("mix", "", 0, None, 3.0)])) == []
