@@ -158,7 +158,7 @@ def _flux_onsets(audio: np.ndarray, rate: int) -> list[float]:
     from avsplit.onsets import pick_events, spectral_flux
 
     hop = max(1, rate // 100)
-    flux = spectral_flux(audio, n_fft=2 * hop if hop > 256 else 1024, hop=hop)
+    flux = spectral_flux(audio, n_fft=max(512, 4 * hop), hop=hop)
     half = 150  # +-1.5 s windows for the median
     events = [j for j in range(len(flux))
               if pick_events(flux[max(0, j - half): j + half + 1], min(j, half), k=3.0, rel=0.1, floor=1e-3)]
