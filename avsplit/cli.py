@@ -78,11 +78,13 @@ def synth(
     fps: float = typer.Option(24.0, "--fps", min=1.0, help="Frame rate."),
     sample_rate: int = typer.Option(22050, "--sr", help="Audio sample rate of the videos."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same dataset."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI SoundFont (.sf2); default: a system one, else the built-in synthesizer."),
+    soundfont: Optional[list[Path]] = typer.Option(None, "--soundfont", help="General MIDI SoundFont (.sf2/.sf3), repeatable (drawn per source); default: a system one (with --variety full: every one installed), else the built-in synthesizer."),
     distractors: int = typer.Option(0, "--distractors", min=0, help="Silent moving objects per video."),
     categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated instrument categories (default: all)."),
     renderer: str = typer.Option("auto", "--renderer", help="auto (FluidSynth when available), fluidsynth or additive."),
     sprites: str = typer.Option("auto", "--sprites", help="auto (emoji when the font is installed), emoji or drawn."),
+    variety: str = typer.Option("none", "--variety", help="none (fixed look and sound) or full (every axis of docs/domains.md varies: SoundFonts, real recordings, performance, recording chain, frame, background, glyph, motion)."),
+    split: str = typer.Option("all", "--split", help="all, train (never the held-out values of docs/domains.md) or foreign (held-out values only); train/foreign imply --variety full."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate videos that already exist."),
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -96,8 +98,8 @@ def synth(
     cats = [c.strip() for c in categories.split(",")] if categories else None
     summary = _run(
         api.synth, out, solos=solos, duets=duets, same_kind=same_kind, seconds=seconds, size=(w, h), fps=fps,
-        sample_rate=sample_rate, seed=seed, soundfont=soundfont, distractors=distractors, categories=cats,
-        overwrite=overwrite, jobs=jobs, renderer=renderer, sprites=sprites,
+        sample_rate=sample_rate, seed=seed, soundfont=list(soundfont or []) or None, distractors=distractors,
+        categories=cats, overwrite=overwrite, jobs=jobs, renderer=renderer, sprites=sprites, variety=variety, split=split,
     )
     if summary.failed:
         raise typer.Exit(1)

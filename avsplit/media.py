@@ -1145,8 +1145,10 @@ class VideoWriter:
         copy_audio_from: str | Path | None = None,
         crf: int = 23,
         preset: str = "veryfast",
+        audio_bitrate: int | None = None,
     ):
         self.path = Path(path)
+        self._audio_bitrate = audio_bitrate
         if not fps or fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if int(width) <= 0 or int(height) <= 0:
@@ -1272,7 +1274,7 @@ class VideoWriter:
     def _add_aac(self, rate: int, channels: int):
         self._astream = self._container.add_stream("aac", rate=rate)
         self._astream.layout = "mono" if channels == 1 else "stereo"
-        self._astream.bit_rate = 128000 if channels > 1 else 96000
+        self._astream.bit_rate = self._audio_bitrate or (128000 if channels > 1 else 96000)
         self._audio_layout = "mono" if channels == 1 else "stereo"
         self._audio_rate = rate
         self._enc_pos = 0

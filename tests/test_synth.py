@@ -53,7 +53,7 @@ def test_layout_and_truth_files(dataset):
     for video in solos + duets:
         truth = _load(video.with_name(video.stem + ".truth.json"))
         kind = "solo" if video in solos else "duet"
-        assert truth["version"] == 1 and truth["kind"] == kind and truth["video"] == video.name
+        assert truth["version"] == 2 and truth["kind"] == kind and truth["video"] == video.name
         assert len(truth["sources"]) == (1 if kind == "solo" else 2)
         if kind == "solo":
             assert video.parent.name == truth["sources"][0]["category"]

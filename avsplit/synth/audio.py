@@ -21,7 +21,7 @@ import numpy as np
 
 from avsplit.errors import ConfigError
 from avsplit.synth.instruments import Category
-from avsplit.synth.melody import Melody
+from avsplit.synth.melody import PITCH_BEND, Melody
 
 __all__ = [
     "DEFAULT_SOUNDFONTS",
@@ -112,12 +112,26 @@ def find_soundfont(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
-def _new_synth(fs, sample_rate: int):
-    return fs.Synth(
-        gain=0.6,
+def _new_synth(fs, sample_rate: int, fx: dict | None = None):
+    """A fresh synth; ``fx`` (see :func:`avsplit.synth.makers.random_fluid_settings`) turns on
+    reverb, chorus, another interpolation and gain. Samples load on demand (an .sf3 SoundFont
+    would otherwise decompress every sample at each load)."""
+    fx = fx or {}
+    synth = fs.Synth(
+        gain=float(fx.get("gain", 0.6)),
         samplerate=float(sample_rate),
-        **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.cpu-cores": 1},
+        **{"synth.reverb.active": int(bool(fx.get("reverb"))), "synth.chorus.active": int(bool(fx.get("chorus"))),
+           "synth.cpu-cores": 1, "synth.dynamic-sample-loading": 1},
     )
+    if fx.get("reverb"):
+        r = fx["reverb"]
+        synth.set_reverb(roomsize=r["roomsize"], damping=r["damping"], width=r["width"], level=r["level"])
+    if fx.get("chorus"):
+        c = fx["chorus"]
+        synth.set_chorus(nr=c["nr"], level=c["level"], speed=c["speed"], depth=c["depth"])
+    if "interpolation" in fx:
+        fs._fl.fluid_synth_set_interp_method(ctypes.c_void_p(synth.synth), -1, int(fx["interpolation"]))
+    return synth
 
 
 def _load_soundfont(synth, soundfont: Path) -> int:
@@ -170,19 +184,28 @@ def resolve_renderer(renderer: str, soundfont: str | Path | None, sample_rate: i
 
 
 def render_source(
-    choice: RendererChoice, category: Category, melody: Melody, sample_rate: int, n_samples: int, rng: np.random.Generator
+    choice: RendererChoice, category: Category, melody: Melody, sample_rate: int, n_samples: int, rng: np.random.Generator,
+    fx: dict | None = None,
 ) -> np.ndarray:
     """Mono float32 audio of one source, ``n_samples`` long."""
     if choice.name == "fluidsynth":
-        return render_fluidsynth(choice.soundfont, category, melody, sample_rate, n_samples)  # type: ignore[arg-type]
+        return render_fluidsynth(choice.soundfont, category, melody, sample_rate, n_samples, fx)  # type: ignore[arg-type]
     return render_additive(category, melody, sample_rate, n_samples, rng)
 
 
-def render_fluidsynth(soundfont: Path, category: Category, melody: Melody, sample_rate: int, n_samples: int) -> np.ndarray:
-    """Render ``melody`` with FluidSynth: offline, deterministic, mono float32."""
+def _controller_events(melody: Melody, sample_rate: int) -> list[tuple[int, int, int, int]]:
+    """Controls as ``(sample, 2, controller, value)`` events (sorting after note offs and ons)."""
+    return [(int(round(t * sample_rate)), 2, c, v) for t, c, v in melody.controls]
+
+
+def render_fluidsynth(
+    soundfont: Path, category: Category, melody: Melody, sample_rate: int, n_samples: int, fx: dict | None = None
+) -> np.ndarray:
+    """Render ``melody`` (notes and controller events) with FluidSynth: offline, deterministic,
+    mono float32. ``fx``: reverb, chorus, interpolation and gain settings (None: all off)."""
     fs = _load_fluidsynth()
     write = _write_float()
-    synth = _new_synth(fs, sample_rate)
+    synth = _new_synth(fs, sample_rate, fx)
     try:
         sfid = _load_soundfont(synth, soundfont)
         chan = _FLUID_DRUM_CHANNEL if category.percussion else 0
@@ -199,6 +222,7 @@ def render_fluidsynth(soundfont: Path, category: Category, melody: Melody, sampl
             for key in note.keys:
                 events.append((a, 1, key, note.velocity))
                 events.append((b, 0, key, 0))
+        events += _controller_events(melody, sample_rate)
         events.sort()
         left = np.zeros(n_samples, np.float32)
         right = np.zeros(n_samples, np.float32)
@@ -208,7 +232,9 @@ def render_fluidsynth(soundfont: Path, category: Category, melody: Melody, sampl
         while pos < n_samples:
             while ei < len(events) and events[ei][0] <= pos:
                 _, on, key, vel = events[ei]
-                if on:
+                if on == 2:
+                    _control(synth, chan, key, vel)
+                elif on:
                     synth.noteon(chan, key, vel)
                 else:
                     synth.noteoff(chan, key)
@@ -221,6 +247,13 @@ def render_fluidsynth(soundfont: Path, category: Category, melody: Melody, sampl
     finally:
         synth.delete()
     return (0.5 * (left + right)).astype(np.float32)
+
+
+def _control(synth, chan: int, controller: int, value: int) -> None:
+    if controller == PITCH_BEND:
+        synth.pitch_bend(chan, int(value))
+    else:
+        synth.cc(chan, int(controller), int(value))
 
 
 _DRUM_PITCH = {36: 55.0, 38: 185.0, 40: 200.0, 41: 82.0, 43: 98.0, 45: 110.0, 47: 131.0, 48: 147.0, 50: 165.0,

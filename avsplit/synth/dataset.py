@@ -32,30 +32,24 @@ from avsplit import __version__
 from avsplit.console import error_line, log, make_progress, warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
-from avsplit.synth.audio import RendererChoice, balance_sources, frame_rms, loudness, render_source, resolve_renderer
+from avsplit.synth.audio import fluidsynth_problem, resolve_renderer
+from avsplit.synth.clip import Settings, make_sound, sound_truth
 from avsplit.synth.instruments import CATEGORIES, DISTRACTORS, Category, resolve_categories
-from avsplit.synth.melody import random_melody
-from avsplit.synth.scene import (
-    Actor,
-    distractor_layout,
-    distractor_motion,
-    duet_layout,
-    fit_sprite,
-    instrument_motion,
-    render_scene,
-    solo_layout,
-)
-from avsplit.synth.sprites import make_background, resolve_sprites, sprite_image
+from avsplit.synth.look import build_actors, plan_look, render_look
+from avsplit.synth.makers import find_soundfonts
+from avsplit.synth.resources import loadable_soundfonts, resolve_resources
+from avsplit.synth.variety import SPLITS, VARIETIES, Resources, domain_of
+from avsplit.synth.sprites import resolve_sprites
 
 __all__ = ["SynthSummary", "generate_dataset", "TRUTH_VERSION"]
 
-TRUTH_VERSION = 1
+TRUTH_VERSION = 2
 _SEED_MASK = (1 << 64) - 1
 _KIND_CODE = {"plan": 0, "solo": 1, "duet": 2, "duet-kinds": 3}
 _BY_NAME = {c.name: c for c in CATEGORIES}
 #: Parameters that change the content of a video; a folder made with other values is not resumed.
 _CONTENT_KEYS = ("seed", "seconds", "width", "height", "fps", "sample_rate", "distractors", "categories", "renderer",
-                 "soundfont", "sprites")
+                 "soundfont", "sprites", "variety", "split", "soundfonts")
 
 
 @dataclass
@@ -74,29 +68,6 @@ class SynthSummary:
     soundfont: Path | None = None
     sprites: str = "drawn"
     """Sprite kind used: ``emoji`` or ``drawn``."""
-
-
-@dataclass(frozen=True)
-class _Settings:
-    seconds: float
-    width: int
-    height: int
-    fps: float
-    sample_rate: int
-    seed: int
-    distractors: int
-    renderer: RendererChoice
-    sprite_kind: str
-    font: Path | None
-    overwrite: bool
-
-    @property
-    def n_frames(self) -> int:
-        return max(1, int(round(self.seconds * self.fps)))
-
-    @property
-    def n_samples(self) -> int:
-        return max(1, int(round(self.seconds * self.sample_rate)))
 
 
 @dataclass(frozen=True)
@@ -207,53 +178,23 @@ def _write_text(path: Path, text: str) -> None:
         raise OutputError("permission denied", path, "choose a writable output folder") from exc
 
 
-def _make_video(job: _Job, st: _Settings) -> None:
+def _make_video(job: _Job, st: Settings) -> None:
     """Make one video with its truth files (sources, then video, then the truth JSON last)."""
     from avsplit.media import VideoWriter, write_audio
 
-    streams = _seed_sequence(st.seed, job.kind, job.index).spawn(4)
-    rng_scene, rng_audio, rng_motion, rng_extra = (np.random.default_rng(s) for s in streams)
+    streams = _seed_sequence(st.seed, job.kind, job.index).spawn(6)
+    rng_scene, rng_audio, rng_motion, rng_extra, rng_domain, rng_look = (np.random.default_rng(s) for s in streams)
     cats = [_BY_NAME[name] for name in job.categories]
-    width, height, fps, sr = st.width, st.height, st.fps, st.sample_rate
-    n_frames, n_samples = st.n_frames, st.n_samples
+    sound = make_sound(st, cats, rng_audio, rng_domain)
+    look = plan_look(st, job.kind, len(cats), sound, rng_look, rng_scene)
+    width, height, fps = look.width, look.height, look.fps
+    actors, extras, sounding = build_actors(st, look, cats, sound, rng_motion, rng_extra)
 
-    # Scene layout.
-    background = make_background(rng_scene, width, height)
-    places = solo_layout(rng_scene, width, height) if job.kind == "solo" else duet_layout(rng_scene, width, height)
-
-    # Sound: a melody per source, rendered, levelled and mixed.
-    melodies = [random_melody(rng_audio, cat, st.seconds) for cat in cats]
-    raw = [render_source(st.renderer, cat, mel, sr, n_samples, rng_audio) for cat, mel in zip(cats, melodies)]
-    for cat, audio in zip(cats, raw):
-        if not np.any(np.abs(audio) > 1e-5):
-            where = st.renderer.soundfont if st.renderer.name == "fluidsynth" else None
-            raise AvsplitError(f"the {st.renderer.name} renderer produced silence for {cat.name}", where,
-                               "try another SoundFont or --soundfont with a complete General MIDI one")
-    gains = [0.0] if len(cats) == 1 else [float(g) for g in rng_audio.uniform(-3.0, 3.0, size=len(cats))]
-    sources, mix = balance_sources(raw, gains)
-
-    # Motion from each source's own loudness and onsets.
-    actors: list[Actor] = []
-    extras = []
-    if st.distractors:
-        picks = rng_extra.permutation(len(DISTRACTORS))
-        spots = distractor_layout(rng_extra, width, height, st.distractors)
-        for i, (cx, cy, h, max_w) in enumerate(spots):
-            obj = DISTRACTORS[int(picks[i % len(picks)])]
-            image = fit_sprite(sprite_image(st.sprite_kind, st.font, obj.emoji, obj.shape, obj.colour), h, max_w)
-            actors.append(Actor(image, cx, cy, distractor_motion(rng_extra, fps, n_frames)))
-            extras.append(obj)
-    sounding = []
-    for cat, audio, mel, (cx, cy, h, max_w) in zip(cats, sources, melodies, places):
-        level, flags = loudness(frame_rms(audio, sr, fps, n_frames))
-        sounding.append(flags)
-        image = fit_sprite(sprite_image(st.sprite_kind, st.font, cat.emoji, cat.shape, cat.colour), h, max_w)
-        actors.append(Actor(image, cx, cy, instrument_motion(level, mel.onsets, fps, rng_motion)))
-
-    # Picture (with the mixture as its sound track).
     boxes: list[list[list[int]]] = [[] for _ in actors]
-    with VideoWriter(job.video, fps=fps, width=width, height=height, audio=mix, audio_rate=sr) as writer:
-        for frame, frame_boxes in render_scene(background, actors, n_frames):
+    bitrate = sound.video_chain["aac_kbps"] * 1000 if sound.video_chain else None
+    with VideoWriter(job.video, fps=fps, width=width, height=height, audio=sound.mix, audio_rate=st.sample_rate,
+                     crf=look.crf, audio_bitrate=bitrate) as writer:
+        for frame, frame_boxes in render_look(look, actors):
             writer.write(frame)
             for i, box in enumerate(frame_boxes):
                 boxes[i].append(box)
@@ -263,11 +204,12 @@ def _make_video(job: _Job, st: _Settings) -> None:
     src_boxes = boxes[n_extra:]
     centres = [float(np.mean([(b[0] + b[2]) / 2 for b in bx])) for bx in src_boxes]
     order = sorted(range(len(cats)), key=lambda i: (centres[i], i))
+    extras_truth, details = sound_truth(sound, order)
     entries = []
-    for k, i in enumerate(order, start=1):
+    for k, (i, extra) in enumerate(zip(order, extras_truth), start=1):
         path = _source_path(job.video, k)
-        write_audio(path, sources[i], sr)
-        entries.append({
+        write_audio(path, sound.sources[i], st.sample_rate)
+        entry = {
             "index": k,
             "category": cats[i].name,
             "program": cats[i].program,
@@ -275,31 +217,55 @@ def _make_video(job: _Job, st: _Settings) -> None:
             "audio": path.name,
             "boxes": src_boxes[i],
             "sounding": [bool(x) for x in sounding[i]],
-            "onsets": [round(float(t), 4) for t in melodies[i].onsets],
-        })
+            "onsets": [round(float(t), 4) for t in sound.melodies[i].onsets],
+        }
+        entry.update(extra)
+        entry["domain"]["glyph"] = look.glyphs[i]
+        if i < len(sound.plans) and sound.plans[i].take is not None:
+            entry["take"] = sound.performances[i].get("take")
+        entries.append(entry)
+    domain = domain_of([e["domain"] for e in entries], sound.plans, look.background)
+    noise = None
+    if sound.noise is not None:
+        noise_path = job.video.with_name(f"{job.video.stem}.noise.wav")
+        write_audio(noise_path, sound.noise, st.sample_rate)
+        noise = {"audio": noise_path.name, **sound.video_chain["noise"]}
     truth = {
         "version": TRUTH_VERSION,
         "video": job.video.name,
         "kind": job.kind,
         "fps": float(fps),
-        "num_frames": n_frames,
+        "num_frames": look.n_frames,
         "width": width,
         "height": height,
-        "sample_rate": sr,
+        "sample_rate": st.sample_rate,
         "seconds": float(st.seconds),
         "seed": int(st.seed),
+        "domain": domain,
         "generator": {
             "renderer": st.renderer.name,
             "soundfont": str(st.renderer.soundfont) if st.renderer.soundfont else None,
             "sprites": st.sprite_kind,
+            **({"variety": st.variety, "split": st.split, **details, "picture": look.describe()} if st.variety == "full" else {}),
         },
+        "noise": noise,
         "sources": entries,
         "distractors": [{"kind": obj.name, "boxes": boxes[i]} for i, obj in enumerate(extras)],
     }
     _write_text(_truth_path(job.video), _dumps(truth))
 
 
-def _run_job(job: _Job, st: _Settings) -> tuple[str, str | None]:
+def _glyph_kinds(sprite_kind: str) -> tuple[str, ...]:
+    """Glyph styles that render here."""
+    from avsplit.synth.glyphs import find_outline_font
+
+    kinds = ["drawn"] + (["emoji"] if sprite_kind == "emoji" else [])
+    if find_outline_font() is not None:
+        kinds.append("outline")
+    return tuple(kinds)
+
+
+def _run_job(job: _Job, st: Settings) -> tuple[str, str | None]:
     """``("written" | "skipped" | "failed", reason)`` for one video (runs in a worker process)."""
     if not st.overwrite and _is_complete(job.video):
         return "skipped", None
@@ -346,13 +312,15 @@ def generate_dataset(
     fps: float = 24.0,
     sample_rate: int = 22050,
     seed: int = 0,
-    soundfont: str | Path | None = None,
+    soundfont: str | Path | Sequence[str | Path] | None = None,
     distractors: int = 0,
     categories: Sequence[str] | None = None,
     overwrite: bool = False,
     jobs: int = 1,
     renderer: str = "auto",
     sprites: str = "auto",
+    variety: str = "none",
+    split: str = "all",
 ) -> SynthSummary:
     """Generate the synthetic audio-visual dataset into ``out``.
 
@@ -368,18 +336,38 @@ def generate_dataset(
     ``sprites``: ``auto`` (Noto Color Emoji when installed, else drawn shapes), ``emoji`` or
     ``drawn``. Existing complete videos are skipped unless ``overwrite``; ``jobs`` worker
     processes share the work, with identical results for any ``jobs``.
+
+    ``soundfont`` may be several files (drawn per source). ``variety``: ``none`` (today's
+    clips) or ``full`` (every axis of docs/domains.md varies: sound makers with real recordings,
+    performance, recording chain, picture and motion). ``split``: ``all``, ``train`` (never a
+    held-out value) or ``foreign`` (held-out values only); ``train``/``foreign`` imply ``full``.
+    Every truth names its domain.
     """
     out = Path(out)
     width, height = _validate(solos, duets, same_kind, seconds, size, fps, sample_rate, distractors, jobs)
+    if variety not in VARIETIES:
+        raise ConfigError(f"unknown variety {variety!r}", None, f"use one of: {', '.join(VARIETIES)}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}", None, f"use one of: {', '.join(SPLITS)}")
+    if split != "all":
+        variety = "full"
+    fonts = [soundfont] if isinstance(soundfont, (str, Path)) else list(soundfont or [])
     cats = resolve_categories(categories)
-    choice = resolve_renderer(renderer, soundfont, int(sample_rate))
+    choice = resolve_renderer(renderer, fonts[0] if fonts else None, int(sample_rate))
     glyphs = [c.emoji for c in cats] + ([d.emoji for d in DISTRACTORS] if distractors else [])
     sprite_choice = resolve_sprites(sprites, glyphs)
-    for warning in (choice.warning, sprite_choice.warning):
-        if warning:
-            warn_line(warning)
+    warnings = [choice.warning, sprite_choice.warning] if variety == "none" else [sprite_choice.warning]
     if sprite_choice.missing:
-        warn_line(f"the emoji font has no glyph for {' '.join(sprite_choice.missing)}; drawing those objects instead")
+        warnings.append(f"the emoji font has no glyph for {' '.join(sprite_choice.missing)}; drawing those objects instead")
+    resources, available = Resources(), None
+    basic_fonts: tuple = ()
+    if variety == "full":
+        resources, available, more = resolve_resources(renderer, fonts, _glyph_kinds(sprite_choice.kind), None)
+        warnings += more
+    elif choice.name == "fluidsynth" and len(fonts) > 1:
+        basic_fonts = tuple(loadable_soundfonts(find_soundfonts(fonts), strict=True)[0])
+    for warning in dict.fromkeys(w for w in warnings if w):
+        warn_line(warning)
 
     ensure_dir(out)
     plan = _plan(out, int(solos), int(duets), float(same_kind), int(seed), cats)
@@ -400,6 +388,10 @@ def generate_dataset(
         "renderer": choice.name,
         "soundfont": str(choice.soundfont) if choice.soundfont else None,
         "sprites": sprite_choice.kind,
+        "variety": variety,
+        "split": split,
+        "soundfonts": [str(Path(f).expanduser().absolute()) for f in fonts],
+        "available": available,
         "videos": [
             {"video": job.video.relative_to(out).as_posix(), "kind": job.kind, "categories": list(job.categories)}
             for job in plan
@@ -408,14 +400,18 @@ def generate_dataset(
     _check_existing(out, params, overwrite)
     _write_text(out / "synth.json", _dumps(params))
 
-    settings = _Settings(
+    settings = Settings(
         seconds=float(seconds), width=width, height=height, fps=float(fps), sample_rate=int(sample_rate),
         seed=int(seed), distractors=int(distractors), renderer=choice, sprite_kind=sprite_choice.kind,
-        font=sprite_choice.font, overwrite=bool(overwrite),
+        font=sprite_choice.font, overwrite=bool(overwrite), variety=variety, split=split, resources=resources,
+        soundfonts=basic_fonts,
     )
     summary = SynthSummary(out=out, renderer=choice.name, soundfont=choice.soundfont, sprites=sprite_choice.kind)
     where = f"{choice.name}" + (f" ({choice.soundfont.name})" if choice.soundfont else "")
-    log.info(f"synth: {len(plan)} video{'' if len(plan) == 1 else 's'} into {out} (audio: {where}, sprites: {sprite_choice.kind})")
+    if variety == "full":
+        where = "+".join([f"sf:{f.stem}" for f in resources.soundfonts] + ["additive"] + (["real"] if resources.sample_dir else []))
+    log.info(f"synth: {len(plan)} video{'' if len(plan) == 1 else 's'} into {out} (audio: {where}, sprites: "
+             f"{sprite_choice.kind}, variety: {variety}, split: {split})")
 
     def record(job: _Job, status: str, reason: str | None) -> None:
         if status == "written":

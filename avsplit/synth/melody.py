@@ -8,7 +8,12 @@ import numpy as np
 
 from avsplit.synth.instruments import Category
 
-__all__ = ["Note", "Melody", "random_melody"]
+__all__ = ["Note", "Melody", "random_melody", "PITCH_BEND", "EXPRESSION", "MODULATION"]
+
+#: Controller numbers of :attr:`Melody.controls` (MIDI CCs; -1 is the pitch wheel).
+PITCH_BEND = -1
+EXPRESSION = 11
+MODULATION = 1
 
 _SCALES = (
     (0, 2, 4, 5, 7, 9, 11),  # major
@@ -33,6 +38,10 @@ class Note:
 @dataclass(frozen=True)
 class Melody:
     notes: tuple[Note, ...]
+    controls: tuple[tuple[float, int, int], ...] = ()
+    """Controller events ``(seconds, controller, value)`` sorted by time: MIDI CC numbers
+    (1 modulation = vibrato depth, 11 expression, 0..127), or ``PITCH_BEND`` with a value in
+    -8192..8191 (a whole tone each way)."""
 
     @property
     def onsets(self) -> list[float]:

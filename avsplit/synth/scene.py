@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["Motion", "instrument_motion", "distractor_motion", "Actor", "render_scene", "solo_layout", "duet_layout",
-           "distractor_layout", "fit_sprite"]
+           "distractor_layout", "fit_sprite", "distractor_rhythm"]
 
 _JOLT_TAU = 0.08  # seconds: decay of the onset jolt
 _ALPHA_MIN = 24
@@ -33,6 +33,8 @@ class Motion:
     """Size factor (1 at rest)."""
     shift: np.ndarray
     """Horizontal displacement as a share of the sprite's width."""
+    arm: np.ndarray | None = None
+    """Angle in degrees of a strumming/bowing arm drawn over the sprite (None: no arm)."""
 
 
 def _jolts(onsets: Sequence[float], fps: float, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +79,9 @@ def instrument_motion(level: np.ndarray, onsets: Sequence[float], fps: float, rn
     return Motion(lift, angle, scale, np.zeros(n))
 
 
-def distractor_motion(rng: np.random.Generator, fps: float, n_frames: int) -> Motion:
-    """A silent object's motion: the same kind of movement, driven by its own random rhythm
-    (random hits that decay, with pauses), plus a slow horizontal drift."""
+def distractor_rhythm(rng: np.random.Generator, fps: float, n_frames: int) -> tuple[np.ndarray, list[float]]:
+    """A silent object's own rhythm: a per-frame level of random hits that decay, with pauses,
+    and the hit times."""
     seconds = n_frames / fps
     rate = rng.uniform(0.8, 2.2)
     onsets: list[float] = []
@@ -97,6 +99,14 @@ def distractor_motion(rng: np.random.Generator, fps: float, n_frames: int) -> Mo
         after = times >= onset - 1e-9
         level = np.maximum(level, np.where(after, strength * np.exp(-(times - onset) / decay), 0.0))
     level[level < 0.05] = 0.0
+    return level, onsets
+
+
+def distractor_motion(rng: np.random.Generator, fps: float, n_frames: int) -> Motion:
+    """A silent object's motion: the same kind of movement, driven by its own random rhythm
+    (:func:`distractor_rhythm`), plus a slow horizontal drift."""
+    level, onsets = distractor_rhythm(rng, fps, n_frames)
+    times = np.arange(n_frames) / fps
     motion = instrument_motion(level, onsets, fps, rng)
     drift = rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * times + rng.uniform(0, 2 * np.pi))
     return Motion(motion.lift, motion.angle, motion.scale, drift)
@@ -127,10 +137,11 @@ class Actor:
         m = self.motion
         scale = round(float(m.scale[k]) * 200) / 200
         angle = round(float(m.angle[k]) * 4) / 4
-        key = (scale, angle)
+        arm = None if m.arm is None else round(float(m.arm[k]) / 2) * 2
+        key = (scale, angle, arm)
         hit = self._cache.get(key)
         if hit is None:
-            image = self.image
+            image = self.image if arm is None else _with_arm(self.image, arm)
             if scale != 1.0:
                 w, h = image.size
                 image = image.resize((max(2, int(round(w * scale))), max(2, int(round(h * scale)))), Image.Resampling.BILINEAR)
@@ -145,6 +156,26 @@ class Actor:
         cx = self.cx + float(m.shift[k]) * w0
         cy = self.cy - float(m.lift[k]) * h0
         return hit[0], hit[1], cx, cy
+
+
+def _with_arm(image: Image.Image, angle: float) -> Image.Image:
+    """``image`` on a canvas padded by a third each side, with a dark bar (an arm holding a bow
+    or a pick) pivoting at the upper right at ``angle`` degrees."""
+    from PIL import ImageDraw
+
+    w, h = image.size
+    pw, ph = w // 3, h // 3
+    canvas = Image.new("RGBA", (w + 2 * pw, h + 2 * ph), (0, 0, 0, 0))
+    canvas.paste(image, (pw, ph))
+    px, py = pw + 0.85 * w, ph + 0.2 * h
+    length = 0.75 * max(w, h)
+    a = np.radians(200.0 + angle)
+    x1, y1 = px + length * np.cos(a), py - length * np.sin(a)
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, int(0.07 * max(w, h)))
+    draw.line((px, py, x1, y1), fill=(60, 40, 30, 255), width=width)
+    draw.ellipse((x1 - width, y1 - width, x1 + width, y1 + width), fill=(235, 190, 150, 255))
+    return canvas
 
 
 def render_scene(

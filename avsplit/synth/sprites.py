@@ -437,7 +437,7 @@ def make_background(rng: np.random.Generator, width: int, height: int) -> np.nda
         img = img * (1 - mask[..., None]) + colour[None, None, :] * mask[..., None]
     if rng.random() < 0.5:  # a floor: the lower part a little darker, with a soft edge
         edge = float(rng.uniform(0.6, 0.8)) * height
-        floor = 1.0 / (1.0 + np.exp(-(yy - edge) / 3.0))
+        floor = 1.0 / (1.0 + np.exp(np.clip(-(yy - edge) / 3.0, -60.0, 60.0)))
         img = img * (1 - 0.25 * floor[..., None])
     texture = 14.0 * _upsampled_noise(rng, width, height, 12) + 6.0 * _upsampled_noise(rng, width, height, 48)
     img = img + texture[..., None]

@@ -1,0 +1,77 @@
+"""What a full-variety run can use here: SoundFonts FluidSynth loads, the real-recording samples,
+the glyph fonts. Missing pieces are warned about once and left out (what exists is used).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from avsplit.errors import ConfigError
+from avsplit.synth.audio import _load_fluidsynth, _load_soundfont, _new_synth, fluidsynth_problem
+from avsplit.synth.makers import SoundFont, find_soundfonts
+from avsplit.synth.realtakes import HELD_OUT_REAL_FILES, find_sample_dir
+from avsplit.synth.variety import BACKGROUNDS, GLYPHS, HELD_OUT, MOTIONS, Resources
+
+__all__ = ["resolve_resources", "loadable_soundfonts"]
+
+
+def loadable_soundfonts(fonts: Sequence[SoundFont], strict: bool) -> tuple[list[SoundFont], list[str]]:
+    """The SoundFonts FluidSynth can load, and a warning per one it cannot (``strict``: raise)."""
+    fs = _load_fluidsynth()
+    good, warnings = [], []
+    for font in fonts:
+        synth = _new_synth(fs, 22050)
+        try:
+            _load_soundfont(synth, font.path)
+            good.append(font)
+        except ConfigError:
+            if strict:
+                raise
+            warnings.append(f"cannot load the SoundFont {font.path}; leaving it out")
+        finally:
+            synth.delete()
+    return good, warnings
+
+
+def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, glyph_kinds: Sequence[str],
+                      outline_font: Path | None) -> tuple[Resources, dict, list[str]]:
+    """``(resources, report for synth.json, warnings)`` of a full-variety run.
+
+    ``glyph_kinds``: the glyph styles that render here (``drawn`` always does).
+    """
+    warnings: list[str] = []
+    fonts: list[SoundFont] = []
+    if renderer != "additive":
+        found = find_soundfonts(soundfonts)
+        problem = fluidsynth_problem()
+        if problem is not None:
+            if renderer == "fluidsynth":
+                raise ConfigError(problem, None, "install libfluidsynth3 and a GM SoundFont, or use --renderer additive")
+            warnings.append(f"{problem}; the sound makers are the additive synthesizer and real recordings")
+        elif not found:
+            warnings.append("no General MIDI SoundFont found (install timgm6mb-soundfont, fluid-soundfont-gm, "
+                            "musescore-general-soundfont or opl3-soundfont, or give --soundfont); using the additive "
+                            "synthesizer and real recordings")
+        else:
+            fonts, bad = loadable_soundfonts(found, strict=bool(soundfonts))
+            warnings += bad
+        if fonts and not any(f.stem in HELD_OUT["soundfont"] for f in fonts):
+            warnings.append(f"the held-out SoundFont {HELD_OUT['soundfont'][0]} is not installed "
+                            "(fluid-soundfont-gm): --split foreign has only held-out real takes and pictures")
+    sample_dir = find_sample_dir()
+    if sample_dir is None:
+        warnings.append("no real recordings (install sonic-pi-samples); every source is synthesized")
+    glyphs = tuple(g for g in GLYPHS if g in glyph_kinds)
+    res = Resources(tuple(fonts), sample_dir, glyphs, BACKGROUNDS, MOTIONS)
+    report = {
+        "soundfonts": {f.stem: str(f.path) for f in fonts},
+        "samples": str(sample_dir) if sample_dir else None,
+        "held_out_real_files": list(HELD_OUT_REAL_FILES),
+        "glyphs": list(glyphs),
+        "outline_font": str(outline_font) if outline_font else None,
+        "backgrounds": list(BACKGROUNDS),
+        "motions": list(MOTIONS),
+        "held_out": {k: list(v) for k, v in HELD_OUT.items()},
+    }
+    return res, report, warnings

@@ -1,0 +1,176 @@
+"""Domains, variety and the leave-out protocol of ``avsplit synth`` (see docs/domains.md).
+
+Every clip's domain is drawn per source (sound maker, SoundFont, FluidSynth settings, recording
+chain, glyph style, motion style) and per video (background family) from the video's own seeded
+random stream. ``--split`` decides which values may be drawn:
+
+- ``all``: anything installed;
+- ``train``: never a held-out value (:data:`HELD_OUT`) nor a held-out real take;
+- ``foreign``: every source's sound is held out (the held-out SoundFont, or a held-out real take),
+  and each picture axis (glyph, background, motion) takes its held-out value with probability
+  :data:`FOREIGN_PICTURE_SHARE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from avsplit.errors import ConfigError
+from avsplit.synth.chain import CHAIN_STEPS, random_source_chain
+from avsplit.synth.makers import SoundFont, random_fluid_settings
+from avsplit.synth.realtakes import Take, available_takes
+
+__all__ = ["VARIETIES", "SPLITS", "HELD_OUT", "GLYPHS", "BACKGROUNDS", "MOTIONS", "FOREIGN_PICTURE_SHARE",
+           "Resources", "SourcePlan", "plan_sources", "pick_background", "domain_of", "source_domain"]
+
+VARIETIES = ("none", "full")
+SPLITS = ("all", "train", "foreign")
+#: Values never drawn by ``--split train`` (and the only ones ``--split foreign`` draws on an axis).
+HELD_OUT: dict[str, tuple[str, ...]] = {
+    "soundfont": ("FluidR3_GM",),
+    "glyph": ("outline",),
+    "background": ("stripes",),
+    "motion": ("rotation",),
+}
+GLYPHS = ("emoji", "outline", "drawn")
+BACKGROUNDS = ("textured", "gradient", "noise", "stripes", "clutter", "blur")
+MOTIONS = ("bounce", "sway", "rotation", "pulse", "arm")
+FOREIGN_PICTURE_SHARE = 0.5
+_REAL_SHARE = 0.25
+_ADDITIVE_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What this run may use (resolved once, warnings given once)."""
+
+    soundfonts: tuple[SoundFont, ...] = ()
+    """SoundFonts FluidSynth can load (empty when FluidSynth is missing)."""
+    sample_dir: Path | None = None
+    glyphs: tuple[str, ...] = ("drawn",)
+    """Glyph styles that render here."""
+    backgrounds: tuple[str, ...] = BACKGROUNDS
+    motions: tuple[str, ...] = MOTIONS
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """The domain of one source, and the settings to make it."""
+
+    maker: str
+    """``sf:<stem>``, ``additive`` or ``real``."""
+    soundfont: SoundFont | None = None
+    take: Take | None = None
+    fx: dict | None = None
+    chain: dict | None = None
+    glyph: str = "emoji"
+    motion: str = "bounce"
+    held_out: tuple[str, ...] = field(default=())
+    """Axes on which a held-out value was drawn (``soundfont``, ``real``, ``glyph``, ``motion``)."""
+
+
+def _held(axis: str, value: str) -> bool:
+    return value in HELD_OUT.get(axis, ())
+
+
+def _allowed(axis: str, values: Sequence[str], split: str) -> list[str]:
+    if split == "train":
+        return [v for v in values if not _held(axis, v)]
+    return list(values)
+
+
+def _pick_picture(rng: np.random.Generator, axis: str, values: Sequence[str], split: str) -> str:
+    """One value of a picture axis under the split's rule."""
+    held = [v for v in values if _held(axis, v)]
+    if split == "foreign" and held and rng.random() < FOREIGN_PICTURE_SHARE:
+        return str(held[int(rng.integers(len(held)))])
+    pool = [v for v in values if not _held(axis, v)] if split in ("train", "foreign") else list(values)
+    pool = pool or list(values)
+    return str(pool[int(rng.integers(len(pool)))])
+
+
+def pick_background(rng: np.random.Generator, res: Resources, split: str) -> str:
+    return _pick_picture(rng, "background", res.backgrounds, split)
+
+
+def _pick_sound(rng: np.random.Generator, res: Resources, category: str, split: str) -> tuple[str, SoundFont | None, Take | None]:
+    fonts = list(res.soundfonts)
+    if split == "foreign":
+        held_fonts = [f for f in fonts if _held("soundfont", f.stem)]
+        held_takes = available_takes(res.sample_dir, category, True)
+        if held_takes and (not held_fonts or rng.random() < 0.4):
+            return "real", None, held_takes[int(rng.integers(len(held_takes)))]
+        if held_fonts:
+            font = held_fonts[int(rng.integers(len(held_fonts)))]
+            return f"sf:{font.stem}", font, None
+        raise ConfigError(
+            f"--split foreign has no held-out sound for {category}: the {', '.join(HELD_OUT['soundfont'])} SoundFont "
+            "is not installed", None, "install fluid-soundfont-gm (or pass it with --soundfont), or leave out this category")
+    if split == "train":
+        fonts = [f for f in fonts if not _held("soundfont", f.stem)]
+    takes = available_takes(res.sample_dir, category, False if split == "train" else None)
+    r = rng.random()
+    if takes and r < _REAL_SHARE:
+        return "real", None, takes[int(rng.integers(len(takes)))]
+    if not fonts or r < _REAL_SHARE + _ADDITIVE_SHARE:
+        return "additive", None, None
+    font = fonts[int(rng.integers(len(fonts)))]
+    return f"sf:{font.stem}", font, None
+
+
+def plan_sources(rng: np.random.Generator, res: Resources, categories: Sequence[str], split: str) -> list[SourcePlan]:
+    """Full-variety domain of each source of one video."""
+    plans = []
+    for category in categories:
+        maker, font, take = _pick_sound(rng, res, category, split)
+        fx = random_fluid_settings(rng) if font is not None else None
+        chain = random_source_chain(rng)
+        glyph = _pick_picture(rng, "glyph", res.glyphs, split)
+        motion = _pick_picture(rng, "motion", res.motions, split)
+        held = []
+        if font is not None and _held("soundfont", font.stem):
+            held.append("soundfont")
+        if take is not None and take.held_out:
+            held.append("real")
+        held += [axis for axis, value in (("glyph", glyph), ("motion", motion)) if _held(axis, value)]
+        plans.append(SourcePlan(maker, font, take, fx, chain, glyph, motion, tuple(held)))
+    return plans
+
+
+def source_domain(plan: SourcePlan, chain_label: str) -> dict:
+    """The per-source domain dict of the truth."""
+    return {
+        "sound_maker": plan.maker,
+        "soundfont": plan.soundfont.stem if plan.soundfont is not None else "none",
+        "chain": chain_label,
+        "glyph": plan.glyph,
+        "motion": plan.motion,
+    }
+
+
+def domain_of(sources: Sequence[dict], plans: Sequence[SourcePlan], background: str) -> dict:
+    """The clip's domain from its sources' domains (as drawn: a glyph a font lacks is drawn).
+
+    Per-source values that differ are joined by ``+`` in sorted order; the chain is the union of
+    the sources' steps (in the order of :data:`~avsplit.synth.chain.CHAIN_STEPS`). ``split`` is
+    ``real`` when a held-out real take sounds, ``foreign`` when any other held-out value is used,
+    else ``train``.
+    """
+    out: dict = {}
+    for key in ("sound_maker", "soundfont"):
+        out[key] = "+".join(sorted({s[key] for s in sources}))
+    steps = {step for s in sources for step in s["chain"].split("+") if step != "clean"}
+    out["chain"] = "+".join(step for step in CHAIN_STEPS if step in steps) or "clean"
+    out["glyph"] = "+".join(sorted({s["glyph"] for s in sources}))
+    out["background"] = background
+    out["motion"] = "+".join(sorted({s["motion"] for s in sources}))
+    held = any(_held(axis, s[key]) for s in sources for axis, key in (("soundfont", "soundfont"), ("glyph", "glyph"),
+                                                                      ("motion", "motion")))
+    held = held or _held("background", background)
+    real = any(p.take is not None and p.take.held_out for p in plans)
+    out["split"] = "real" if real else ("foreign" if held else "train")
+    return out
