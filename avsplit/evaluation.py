@@ -9,7 +9,9 @@ Two protocols, both scored with BSS Eval v3 (:mod:`avsplit.metrics`):
 - **wild**: videos with several sources and ground truth beside them (``<stem>.truth.json`` and
   ``<stem>.source-<k>.wav``, as ``avsplit synth`` writes for duets) are separated as
   ``avsplit separate`` does, with as many sources as the truth has, and compared with the clean
-  tracks (both ordered left to right).
+  tracks (both ordered left to right). Scored at the model's rate (the paper's protocol, method
+  ``model``) and, as ``model_fullband``, as ``separate`` writes them by default: full band at the
+  truth's own rate (mono mixdowns of the tracks and of the truth).
 
 Localization (where the truth has per-frame boxes, as ``synth`` writes them): the wild videos are
 also localized by both ``localize`` methods (``model`` and ``onsets``) and scored per frame by
@@ -40,7 +42,7 @@ from avsplit.data.motion import visual_inputs
 from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
-METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm")
+METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm", "model_fullband")
 #: Candidate windows tried per solo to find a sounding clip.
 WINDOW_TRIES = 4
 #: Localization methods and scores (wild items with truth boxes; see avsplit.localization_metrics):
@@ -282,7 +284,7 @@ def evaluate(
                 error_line(str(exc))
                 item.skipped = str(exc)
             else:
-                score(item, out["reference"], out["mix"], {m: out[m] for m in METHODS})
+                score(item, out["reference"], out["mix"], {m: out[m] for m in METHODS if m in out})
                 if report_dir is not None and not item.skipped:
                     from avsplit.report import write_item_report
 
@@ -310,7 +312,7 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True) 
     item = EvalItem("wild", it.id.replace("/", "_"), [str(it.path)], cats, kind=kind)
     rate = engine.model.config.audio.sample_rate
     try:
-        res = separate_video(it.path, tmp, engine, num_sources=len(sources), overwrite=True)
+        res = separate_video(it.path, tmp, engine, num_sources=len(sources), sample_rate=rate, mono=True, overwrite=True)
         est = [media.read_audio_file(f)[0][0] for f in res.files[: len(sources)]]
         refs = []
         for s in sources:
@@ -327,9 +329,32 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True) 
     refs_a = np.stack([r[:n] for r in refs])
     est_a = np.stack([e[:n] for e in est])
     score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
+    if not item.skipped:
+        _score_fullband(item, it.path, [it.path.with_name(s["audio"]) for s in sources], engine, tmp / "fullband")
     if localization:
         score_localization(item, it.path, truth, engine)
     return item
+
+
+def _score_fullband(item: EvalItem, video: Path, truth_files: Sequence[Path], engine, tmp: Path) -> None:
+    """``item.scores["model_fullband"]``: the video separated as ``separate`` does by default (full
+    band), scored at the truth's own rate against the truth (mono mixdowns of both)."""
+    from avsplit.resample import resample
+    from avsplit.separation import separate_video
+
+    try:
+        truth = [media.read_audio_file(f) for f in truth_files]
+        rate = truth[0][1]
+        res = separate_video(video, tmp, engine, num_sources=len(truth_files), sample_rate=rate, mono=True,
+                             overwrite=True)
+        est = [media.read_audio_file(f)[0][0] for f in res.files[: len(truth_files)]]
+        mix = media.read_audio(video, rate)
+    except (MediaError, OSError) as exc:
+        error_line(f"{video}: full-band scores skipped ({exc})")
+        return
+    refs = [resample(w.mean(0), r, rate) for w, r in truth]
+    n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
+    score(item, np.stack([r[:n] for r in refs]), mix[:n], {"model_fullband": np.stack([e[:n] for e in est])})
 
 
 # ------------------------------------------------------------------ output

@@ -116,6 +116,9 @@ def test_evaluate_writes_json_csv_markdown_and_report(tiny_weights, synth_set, t
     mix = data["summary"]["mix"]
     assert mix["oracle_ibm"]["sdr"]["mean"] > mix["mixture"]["sdr"]["mean"] + 3  # upper bound above lower bound
     assert len([i for i in data["items"] if i["protocol"] == "mix"]) == 2
+    wild = data["summary"]["wild/different-kind"]
+    assert {"model", "model_fullband"} <= set(wild) and "model_fullband" not in mix  # paper protocol and full band
+    assert "| wild/different-kind | model_fullband |" in (tmp_path / "e.md").read_text()
     assert (tmp_path / "e.csv").read_text().count("\n") == len(data["items"]) + 1
     assert "| mix | model |" in (tmp_path / "e.md").read_text()
     pages = list((tmp_path / "rep").glob("*/index.html"))
