@@ -25,6 +25,7 @@ Extension rules (``avsplit/benchmarks/fullband_sdr.py`` measures them):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -38,21 +39,57 @@ DEFAULT_EXTENSION = "octave"
 POWER_FLOOR = 1e-10
 
 
-def scaled_stft(model: AudioSettings, rate: int) -> AudioSettings:
-    """The model's STFT settings carried to ``rate`` with the same resolution in seconds.
+@dataclass(frozen=True)
+class OutputStft:
+    """The STFT the stems are made on, at the output rate: a Hann window of ``win_length`` samples
+    every ``hop_length``, in frames of ``n_fft`` samples (bins ``sample_rate / n_fft`` Hz apart);
+    ``clip_samples`` holds one model window."""
+
+    sample_rate: int
+    clip_samples: int
+    n_fft: int
+    win_length: int
+    hop_length: int
+
+    @property
+    def n_freq(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def spectrogram(self) -> Spectrogram:
+        settings = AudioSettings(self.sample_rate, self.clip_samples, self.n_fft, self.hop_length)
+        return Spectrogram(settings, win_length=self.win_length)
+
+
+def fast_fft_size(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c`` at least ``n`` (FFTs of such sizes are several times faster)."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def scaled_stft(model: AudioSettings, rate: int) -> OutputStft:
+    """The model's STFT carried to ``rate`` with the same resolution in seconds.
 
     Window and hop are scaled by ``rate / model.sample_rate`` (the window rounded to an even
-    size), and ``clip_samples`` becomes the length that holds one model window at ``rate``
-    (rounded up). At the model's own rate the settings are unchanged.
+    length), frames padded to a fast FFT size, and ``clip_samples`` becomes the length that holds
+    one model window at ``rate`` (rounded up). At the model's own rate it is the model's STFT.
     """
+    rate = int(rate)
+    if rate == model.sample_rate:
+        return OutputStft(rate, model.clip_samples, model.n_fft, model.n_fft, model.hop_length)
     ratio = rate / model.sample_rate
-    return AudioSettings(
-        sample_rate=int(rate),
-        clip_samples=int(math.ceil(model.clip_samples * ratio - 1e-9)),
-        n_fft=max(2, 2 * int(round(model.n_fft * ratio / 2))),
-        hop_length=max(1, int(round(model.hop_length * ratio))),
-        log_freq_bins=model.log_freq_bins,
-    )
+    window = max(2, 2 * int(round(model.n_fft * ratio / 2)))
+    return OutputStft(rate, int(math.ceil(model.clip_samples * ratio - 1e-9)), fast_fft_size(window), window,
+                      max(1, int(round(model.hop_length * ratio))))
 
 
 def linear_weights(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,7 +129,7 @@ def extension_shares(masks: torch.Tensor, mixture_power: torch.Tensor, rule: str
     return (masks[:, :, lo:] * weights).sum(-2) / weights.sum(-2)
 
 
-def map_masks(masks: torch.Tensor, above: torch.Tensor, model: AudioSettings, target: AudioSettings,
+def map_masks(masks: torch.Tensor, above: torch.Tensor, model: AudioSettings, target: OutputStft,
               frames: int) -> torch.Tensor:
     """Masks on the model's grid -> masks on the target STFT's grid.
 
@@ -117,7 +154,7 @@ def map_masks(masks: torch.Tensor, above: torch.Tensor, model: AudioSettings, ta
 
 
 def separate_original(masks: torch.Tensor, mixture_spec: torch.Tensor, original: torch.Tensor, model: AudioSettings,
-                      target: AudioSettings, rule: str = DEFAULT_EXTENSION) -> torch.Tensor:
+                      target: OutputStft, rule: str = DEFAULT_EXTENSION) -> torch.Tensor:
     """Apply the model's masks to the original sound of a batch of windows.
 
     ``masks``: ``(B, N, F, T)`` on the model's linear-frequency grid (shares, as the model makes
@@ -127,7 +164,7 @@ def separate_original(masks: torch.Tensor, mixture_spec: torch.Tensor, original:
     mask times the original's STFT (the original's phase). One window at a time, so memory is
     that of one window's ``N x C`` spectrograms.
     """
-    spectrogram = Spectrogram(target)
+    spectrogram = target.spectrogram()
     above = extension_shares(masks, mixture_spec.abs().square(), rule)
     length = original.shape[-1]
     out = []

@@ -31,7 +31,6 @@ import torch
 
 from avsplit import fullband, media
 from avsplit.chunking import Window, plan_windows, rescale_windows
-from avsplit.config import AudioSettings
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
@@ -287,7 +286,7 @@ class SeparationEngine:
 
     @torch.no_grad()
     def separate(self, spec, warped, feats, visual_vectors: torch.Tensor, original: np.ndarray,
-                 target: AudioSettings) -> np.ndarray:
+                 target: fullband.OutputStft) -> np.ndarray:
         """Pooled visual vectors ``(B, N, K)`` (motion models: ``(B, N, steps, K)``) of the sources of
         windows analysed by :meth:`analyse` (``spec``, ``warped``, ``feats``), and the same windows'
         original sound ``(B, C, S)`` at ``target.sample_rate`` -> the sources ``(B, N, C, S)``: the
@@ -598,7 +597,7 @@ class _VideoJob:
     info: media.MediaInfo
     regions: list[Region]
     stems: StemJoiner
-    target: AudioSettings
+    target: fullband.OutputStft
     names: list[str]
     known: dict = field(default_factory=dict)
     """Raw visual features, STFT and audio features of windows already analysed (by their start sample)."""

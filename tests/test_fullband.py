@@ -8,19 +8,24 @@ import torch
 
 from avsplit.chunking import plan_windows, rescale_windows
 from avsplit.config import AudioSettings
-from avsplit.fullband import EXTENSION_RULES, extension_shares, map_masks, scaled_stft, separate_original
+from avsplit.fullband import EXTENSION_RULES, extension_shares, fast_fft_size, map_masks, scaled_stft, separate_original
 
 MODEL = AudioSettings()  # 11025 Hz, n_fft 1022, hop 256
 
 
 def test_scaled_stft_keeps_the_resolution_in_seconds():
-    assert scaled_stft(MODEL, 11025) == MODEL
+    same = scaled_stft(MODEL, 11025)
+    assert (same.n_fft, same.win_length, same.hop_length, same.clip_samples) == (1022, 1022, 256, 65535)
     for rate in (22050, 44100, 48000, 8000):
         t = scaled_stft(MODEL, rate)
-        assert t.n_fft % 2 == 0
+        assert t.win_length % 2 == 0 and t.win_length <= t.n_fft < 1.25 * t.win_length
         assert abs(t.hop_length / rate - MODEL.hop_length / MODEL.sample_rate) <= 0.5 / rate
-        assert abs(t.n_fft / rate - MODEL.n_fft / MODEL.sample_rate) <= 1.0 / rate
+        assert abs(t.win_length / rate - MODEL.n_fft / MODEL.sample_rate) <= 1.0 / rate
         assert t.clip_samples >= MODEL.clip_samples * rate / MODEL.sample_rate
+
+
+def test_fast_fft_size():
+    assert [fast_fft_size(n) for n in (1, 7, 1022, 4450, 4608, 4609)] == [1, 8, 1024, 4500, 4608, 4800]
 
 
 def test_a_lowpass_mask_maps_to_the_bins_below_its_cutoff():
