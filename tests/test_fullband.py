@@ -113,3 +113,18 @@ def test_rescaled_windows_cover_the_signal_at_the_new_rate():
     for a, b in zip(out, out[1:]):
         assert b.start < a.start + a.length  # still overlapping
     assert math.isclose(out[1].start / 48000, windows[1].start / 11025, abs_tol=1 / 48000)
+
+
+def test_at_the_models_rate_it_is_the_models_own_masking():
+    """--sr at the model's rate, mono: exactly what the model's apply_masks makes (the paper's output)."""
+    from avsplit.transforms import Spectrogram
+
+    settings = AudioSettings(sample_rate=8000, clip_samples=8191, n_fft=254, hop_length=64)
+    g = torch.Generator().manual_seed(3)
+    audio = torch.randn(2, 8191, generator=g) * 0.1
+    spec = Spectrogram(settings).stft(audio)  # (2, F, T)
+    masks = torch.rand(2, 3, settings.n_freq, spec.shape[-1], generator=g)
+    masks = masks / masks.sum(1, keepdim=True)
+    expected = Spectrogram(settings).istft(masks * spec[:, None], 8191)  # (2, 3, S)
+    out = separate_original(masks, spec, audio[:, None], settings, scaled_stft(settings, 8000))  # (2, 3, 1, S)
+    np.testing.assert_allclose(out[:, :, 0].numpy(), expected.numpy(), atol=1e-6)
