@@ -7,7 +7,8 @@ Prints JSON lines:
   the directory (default: 8 synthetic 8-second duets and solos generated into a temporary folder);
 - ``decode``: real-time factor of decoding the same inputs the way `separate` does (audio windows
   and the frames inside them, no model) -- the pipeline's floor; and their ratio;
-- ``long``: peak resident memory (max RSS of the child process that runs it) of `separate` on one long video
+- ``long``: peak resident memory (max RSS of the child process that runs it) and CPU time (user + system:
+  ``rtf_per_cpu_s`` is seconds of video per CPU second, a speed that holds on a shared machine) of `separate` on one long video
   (``--long-minutes``, default 30; its sound at ``--long-rate`` Hz with ``--long-channels``, default 48000
   and 2, so the stems are made at 48 kHz stereo), which must stay bounded whatever the length.
   ``--long-only`` skips the short clips.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,7 +89,8 @@ def main() -> None:
                      sources=2, overwrite=True)
         # VmHWM is this address space's peak; ru_maxrss would include the forking parent's peak.
         hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-        print(json.dumps({"peak_rss_mb": hwm_kb / 1024}))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        print(json.dumps({"peak_rss_mb": hwm_kb / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}))
         return
 
     from avsplit import api
@@ -124,9 +127,11 @@ def main() -> None:
                 cmd += ["--weights", args.weights]
             result = subprocess.run(cmd, check=True, capture_output=True, text=True)
             wall = time.perf_counter() - t0
-            peak_mb = json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+            child = json.loads(result.stdout.strip().splitlines()[-1])
+            peak_mb = child["peak_rss_mb"]
             print(json.dumps({"bench": "long", "minutes": args.long_minutes, "rate": args.long_rate,
                               "channels": args.long_channels, "wall_s": round(wall, 1),
+                              "cpu_s": round(child["cpu_s"], 1), "rtf_per_cpu_s": round(args.long_minutes * 60 / child["cpu_s"], 2),
                               "rtf": round(args.long_minutes * 60 / wall, 2), "peak_rss_mb": round(peak_mb, 1)}))
 
 
