@@ -139,7 +139,7 @@ def separate(
     box: Optional[List[str]] = typer.Option(None, "--box", help="x0,y0,x1,y1 in video pixels: a source region (repeatable)."),
     overlap: float = typer.Option(0.25, "--overlap", help="Overlap of consecutive windows (0 to <1)."),
     fmt: str = typer.Option("wav", "--format", help="wav or flac."),
-    sr: Optional[int] = typer.Option(None, "--sr", help="Output sample rate (default: the input's own; tracks are full band up to half of it)."),
+    sr: Optional[int] = typer.Option(None, "--sr", help="Output sample rate (default: the input's own; full band up to half of it)."),
     channels: str = typer.Option("input", "--channels", help="input (the video's own channel layout) or mono."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos whose outputs exist (otherwise they are skipped)."),
     batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),

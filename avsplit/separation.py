@@ -709,7 +709,8 @@ def separate_videos(
                     "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
         meta = {"video": str(job.path), "method": regions.method, "sample_rate": job.target.sample_rate,
                 "channels": job.stems.writers[0].channels if job.stems.writers else 1,
-                "model_sample_rate": cfg.audio.sample_rate, "duration": job.info.duration, "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
+                "model_sample_rate": cfg.audio.sample_rate, "duration": job.info.duration, "weights": weights_name,
+                "residual": f"residual.{fmt}", "sources": sources}
         with atomic_path(job.folder / "sources.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
         files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]

@@ -1,16 +1,18 @@
 """`separate` throughput and memory.
 
     python benchmarks/bench_separate.py [VIDEO_DIR] [--weights NAME|PATH] [--device cpu] [--long-minutes 30]
+                                        [--long-rate 48000] [--long-channels 2] [--long-only]
 
 Prints JSON lines:
 - ``separate``: real-time factor (seconds of video per second of wall time) of `api.separate` over
   the directory (default: 8 synthetic 8-second duets and solos generated into a temporary folder);
 - ``decode``: real-time factor of decoding the same inputs the way `separate` does (audio windows
   and the frames inside them, no model) -- the pipeline's floor; and their ratio;
-- ``long``: peak resident memory (max RSS of the child process that runs it) and CPU time (user + system:
-  ``rtf_per_cpu_s`` is seconds of video per CPU second, a speed that holds on a shared machine) of `separate` on one long video
-  (``--long-minutes``, default 30; its sound at ``--long-rate`` Hz with ``--long-channels``, default 48000
-  and 2, so the stems are made at 48 kHz stereo), which must stay bounded whatever the length.
+- ``long``: peak resident memory (max RSS of the child process that runs it) and CPU time (user + system;
+  ``rtf_per_cpu_s``: seconds of video per CPU second, a speed that holds on a shared machine) of
+  `separate` on one long video (``--long-minutes``, default 30; its sound at ``--long-rate`` Hz with
+  ``--long-channels``, default 48000 and 2, so the tracks are made at 48 kHz stereo); memory must
+  stay bounded whatever the length.
   ``--long-only`` skips the short clips.
 """
 
@@ -131,7 +133,8 @@ def main() -> None:
             peak_mb = child["peak_rss_mb"]
             print(json.dumps({"bench": "long", "minutes": args.long_minutes, "rate": args.long_rate,
                               "channels": args.long_channels, "wall_s": round(wall, 1),
-                              "cpu_s": round(child["cpu_s"], 1), "rtf_per_cpu_s": round(args.long_minutes * 60 / child["cpu_s"], 2),
+                              "cpu_s": round(child["cpu_s"], 1),
+                              "rtf_per_cpu_s": round(args.long_minutes * 60 / child["cpu_s"], 2),
                               "rtf": round(args.long_minutes * 60 / wall, 2), "peak_rss_mb": round(peak_mb, 1)}))
 
 
