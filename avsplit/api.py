@@ -165,6 +165,7 @@ def separate(
     overlap: float = 0.25,
     fmt: str = "wav",
     sample_rate: int | None = None,
+    channels: str = "input",
     overwrite: bool = False,
     batch: int = 4,
 ) -> BatchSummary:
@@ -172,7 +173,9 @@ def separate(
 
     Each input file or folder (searched recursively) is separated into ``OUT/<stem>/``; with
     ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
-    ``OUT/<A>+<B>/``. A file that fails gets one error line and the batch goes on.
+    ``OUT/<A>+<B>/``. A file that fails gets one error line and the batch goes on. Tracks are
+    full band at ``sample_rate`` (default: the input's own) with the input's channels
+    (``channels="input"``) or mixed down to one (``"mono"``).
     """
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError
@@ -185,6 +188,11 @@ def separate(
         raise ConfigError("--sources must be between 1 and 8")
     if not 0 <= overlap < 1:
         raise ConfigError("--overlap must be in [0, 1)")
+    if channels not in ("input", "mono"):
+        raise ConfigError(f"unknown --channels {channels!r}", fix="use input (the video's own) or mono")
+    if sample_rate is not None and not 1000 <= sample_rate <= 384000:
+        raise ConfigError(f"--sr {sample_rate} is out of range", fix="give a rate between 1000 and 384000 Hz")
+    mono = channels == "mono"
     out = ensure_dir(out)
     model, meta, path = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
@@ -193,7 +201,7 @@ def separate(
         if not 2 <= len(inputs) <= 4:
             raise ConfigError("--mix takes 2 to 4 solo videos")
         result = separate_mix([Path(p) for p in inputs], out, engine, overlap=overlap, fmt=fmt,
-                              sample_rate=sample_rate, overwrite=overwrite)
+                              sample_rate=sample_rate, mono=mono, overwrite=overwrite)
         (summary.skipped if result.skipped else summary.done).append(result.folder)
         return summary
     videos = find_videos(inputs)
@@ -203,7 +211,7 @@ def separate(
     with make_progress() as progress:
         task = progress.add_task("separating", total=len(videos), status="")
         for video, result, error in separate_videos(videos, out, engine, regions=spec, overlap=overlap, fmt=fmt,
-                                                    sample_rate=sample_rate, overwrite=overwrite, jobs=jobs,
+                                                    sample_rate=sample_rate, mono=mono, overwrite=overwrite, jobs=jobs,
                                                     weights_name=str(path)):
             if error:
                 error_line(error)

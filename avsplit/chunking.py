@@ -45,6 +45,18 @@ def plan_windows(total: int, window: int, overlap: float = 0.25) -> list[Window]
     return [Window(i, s, window) for i, s in enumerate(starts)]
 
 
+def rescale_windows(windows: list[Window], rate_from: int, rate_to: int) -> list[Window]:
+    """The same windows at another sample rate: each window's first and last-plus-one samples are
+    mapped by time and rounded, so windows planned for ``total`` samples at ``rate_from`` cover
+    exactly ``round(total * rate_to / rate_from)`` samples at ``rate_to`` (overlaps map to
+    overlaps of the same duration, to a sample)."""
+
+    def at(sample: int) -> int:
+        return int(round(sample * rate_to / rate_from))
+
+    return [Window(w.index, at(w.start), at(w.start + w.length) - at(w.start)) for w in windows]
+
+
 def fade_weights(window: int, fade_in: int, fade_out: int) -> np.ndarray:
     """Positive weights ``(window,)``: linear ramps over ``fade_in`` / ``fade_out`` samples, 1 between."""
     w = np.ones(window, dtype=np.float64)

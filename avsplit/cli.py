@@ -141,7 +141,8 @@ def separate(
     box: Optional[List[str]] = typer.Option(None, "--box", help="x0,y0,x1,y1 in video pixels: a source region (repeatable)."),
     overlap: float = typer.Option(0.25, "--overlap", help="Overlap of consecutive windows (0 to <1)."),
     fmt: str = typer.Option("wav", "--format", help="wav or flac."),
-    sr: Optional[int] = typer.Option(None, "--sr", help="Output sample rate (default: the model's)."),
+    sr: Optional[int] = typer.Option(None, "--sr", help="Output sample rate (default: the input's own; full band up to half of it)."),
+    channels: str = typer.Option("input", "--channels", help="input (the video's own channel layout) or mono."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos whose outputs exist (otherwise they are skipped)."),
     batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),
     device: Optional[str] = DeviceOpt,
@@ -156,7 +157,8 @@ def separate(
     boxes = [_box(b) for b in box] if box else None
     summary = _run(
         api.separate, inputs, out, mix=mix, weights=weights, flow_backend=flow_backend, device=device, jobs=jobs, sources=sources,
-        grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, overwrite=overwrite, batch=batch,
+        grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, channels=channels, overwrite=overwrite,
+        batch=batch,
     )
     _report_batch(summary, "separated", out)
 

@@ -12,6 +12,9 @@ Two protocols, both scored with BSS Eval v3 (:mod:`avsplit.metrics`):
   the truth has), and compared with the clean tracks (both ordered left to right). A video split
   into fewer tracks than it has sources is unseparated: every source is scored against the
   mixture; one split into more has each track added to the source it correlates with best.
+  Scored at the model's rate (the paper's protocol, method ``model``) and, as ``model_fullband``,
+  as ``separate`` writes them by default: full band at the truth's own rate (mono mixdowns of the
+  tracks and of the truth).
 
 Source count (:mod:`avsplit.breakdown`): the share of wild videos split into the right number of
 tracks, per kind, and of the mixed solos that have a truth file left as one track (``count/solo``).
@@ -48,7 +51,7 @@ from avsplit.data.motion import visual_inputs
 from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
-METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm")
+METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm", "model_fullband")
 #: Candidate windows tried per solo to find a sounding clip.
 WINDOW_TRIES = 4
 #: Localization methods and scores (wild items with truth boxes; see avsplit.localization_metrics):
@@ -306,7 +309,7 @@ def evaluate(
                 error_line(str(exc))
                 item.skipped = str(exc)
             else:
-                score(item, out["reference"], out["mix"], {m: out[m] for m in METHODS})
+                score(item, out["reference"], out["mix"], {m: out[m] for m in METHODS if m in out})
                 if report_dir is not None and not item.skipped:
                     from avsplit.report import write_item_report
 
@@ -355,7 +358,8 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, 
                     domain=read_domain(it.path))
     rate = engine.model.config.audio.sample_rate
     try:
-        res = separate_video(it.path, tmp, engine, num_sources=None if auto_count else len(sources), overwrite=True)
+        res = separate_video(it.path, tmp, engine, num_sources=None if auto_count else len(sources), sample_rate=rate,
+                             mono=True, overwrite=True)
         tracks = len(res.sources)
         if auto_count:
             item.found_sources = tracks
@@ -375,9 +379,34 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, 
     refs_a = np.stack([r[:n] for r in refs])
     est_a = match_tracks(refs_a, np.stack([e[:n] for e in est]), mix[:n])
     score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
+    if not item.skipped:
+        _score_fullband(item, it.path, [it.path.with_name(s["audio"]) for s in sources], engine, tmp / "fullband", tracks)
     if localization:
         score_localization(item, it.path, truth, engine)
     return item
+
+
+def _score_fullband(item: EvalItem, video: Path, truth_files: Sequence[Path], engine, tmp: Path, tracks: int) -> None:
+    """``item.scores["model_fullband"]``: the video separated as ``separate`` does by default (full
+    band) into ``tracks`` tracks (the count the paper-protocol pass found), scored at the truth's own
+    rate against the truth (mono mixdowns of both; tracks matched as in that pass)."""
+    from avsplit.resample import resample
+    from avsplit.separation import separate_video
+
+    try:
+        truth = [media.read_audio_file(f) for f in truth_files]
+        rate = truth[0][1]
+        res = separate_video(video, tmp, engine, num_sources=tracks, sample_rate=rate, mono=True, overwrite=True)
+        est = [media.read_audio_file(f)[0][0] for f in res.files[:tracks]]
+        mix = media.read_audio(video, rate)
+    except (MediaError, OSError) as exc:
+        error_line(f"{video}: full-band scores skipped ({exc})")
+        return
+    refs = [resample(w.mean(0), r, rate) for w, r in truth]
+    n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
+    refs_a = np.stack([r[:n] for r in refs])
+    est_a = match_tracks(refs_a, np.stack([e[:n] for e in est]), mix[:n])
+    score(item, refs_a, mix[:n], {"model_fullband": est_a})
 
 
 # ------------------------------------------------------------------ output

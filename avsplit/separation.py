@@ -10,6 +10,11 @@ features and position into groups (k chosen automatically unless given, by check
 groups' masks differ); each group is a source, whose mask in every window comes from its pooled
 features (max over the group's pixels, exactly as in training). ``--grid`` and ``--box`` give the
 regions directly.
+
+The model listens at its own rate; the tracks are made at the output rate (the input's own by
+default) from the original sound of every channel, read window by window alongside the model's
+input, with the model's masks mapped onto its STFT (:mod:`avsplit.fullband`), and written by
+:mod:`avsplit.stems`.
 """
 
 from __future__ import annotations
@@ -22,16 +27,15 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import soundfile
 import torch
 
-from avsplit import media
-from avsplit.chunking import OverlapAdd, Window, plan_windows
+from avsplit import fullband, media
+from avsplit.chunking import Window, plan_windows, rescale_windows
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.models import AVSeparator, ModelConfig, use_channels_last
-from avsplit.resample import StreamResampler
+from avsplit.stems import StemJoiner, StreamingWavWriter
 
 #: Windows sampled from a video to find its sources.
 DISCOVERY_WINDOWS = 6
@@ -48,7 +52,7 @@ class WindowStream:
     """
 
     def __init__(self, path: Path, model: AVSeparator | ModelConfig, overlap: float, info: media.MediaInfo | None = None,
-                 need_audio: bool = True):
+                 need_audio: bool = True, out_rate: int | None = None, mono: bool = False):
         self.path = Path(path)
         self.cfg = model if isinstance(model, ModelConfig) else model.config
         self.info = info or media.probe(self.path)
@@ -59,6 +63,18 @@ class WindowStream:
         self.total = max(1, int(round(self.info.duration * rate)))
         self.windows = plan_windows(self.total, self.cfg.audio.clip_samples, overlap)
         self.frame_size = media.scaled_size(self.info.width, self.info.height, self.cfg.video.short_side)
+        self.set_output(out_rate or self.info.audio_rate or rate, mono)
+
+    def set_output(self, rate: int, mono: bool) -> None:
+        """Where the stems are made: the original sound at ``rate``, all its channels (or mixed down
+        to one by FFmpeg when ``mono``), on the model's windows carried to that rate
+        (``out_windows``, ``out_total`` samples) with an STFT of the same resolution in seconds
+        (``target``)."""
+        model_rate = self.cfg.audio.sample_rate
+        self.target = fullband.scaled_stft(self.cfg.audio, int(rate))
+        self.mono = bool(mono)
+        self.out_total = int(round(self.total * rate / model_rate))
+        self.out_windows = rescale_windows(self.windows, model_rate, int(rate))
 
     def audio(self, win: Window) -> np.ndarray:
         """``(clip_samples,)`` float32: the window's audio, zero-padded past the end of the file."""
@@ -115,28 +131,16 @@ class WindowStream:
         """:meth:`audio` of each of ``windows`` (sorted by start), from one decode of the sound track
         in order rather than a seek per window; only the samples still needed are held."""
         rate, size = self.cfg.audio.sample_rate, self.cfg.audio.clip_samples
-        chunks = media.iter_audio(self.path, rate)
-        held = np.zeros(0, np.float32)  # decoded samples from `offset` on
-        offset = 0
-        ended = False
-        for win in windows:
-            if win.start > offset:  # drop what no later window needs
-                drop = min(win.start - offset, held.shape[0])
-                held, offset = held[drop:], offset + drop
-            pieces = [held]
-            have = offset + held.shape[0]
-            while not ended and have < win.start + size:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    ended = True
-                else:
-                    pieces.append(chunk[0])
-                    have += chunk.shape[1]
-            held = np.concatenate(pieces) if len(pieces) > 1 else held
-            out = np.zeros(size, np.float32)
-            part = held[max(0, win.start - offset) : max(0, win.start - offset) + size]
-            out[: part.shape[0]] = part
-            yield out
+        for piece in _slices_in_order(media.iter_audio(self.path, rate), windows, size, 1, self.path):
+            yield piece[0]
+
+    def original_in_order(self, windows: Sequence[Window] | None = None) -> Iterator[np.ndarray]:
+        """The original sound of each of ``windows`` (default :attr:`out_windows`) at the output rate:
+        ``(channels, target.clip_samples)`` float32 (the decoded channels, or 1 when :attr:`mono`),
+        zero-padded past the end."""
+        chunks = media.iter_audio(self.path, self.target.sample_rate, mono=self.mono)
+        yield from _slices_in_order(chunks, self.out_windows if windows is None else windows, self.target.clip_samples,
+                                    1 if self.mono else None, self.path)
 
     def iterate(self) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
         """``(window, audio (clip_samples,), frames (num_frames, H, W, 3))`` for every window, in order
@@ -145,41 +149,36 @@ class WindowStream:
         yield from zip(self.windows, self.audio_in_order(self.windows), self.frames_for(times))
 
 
-# ------------------------------------------------------------------------------ streaming output
-
-
-class StreamingWavWriter:
-    """Writes audio progressively into a temporary file, renamed into place by :meth:`close`."""
-
-    def __init__(self, path: Path, sample_rate: int, fmt: str = "wav", out_rate: int | None = None):
-        self.path = path
-        self._ctx = atomic_path(path)
-        self._tmp = self._ctx.__enter__()
-        self.in_rate = sample_rate
-        self.out_rate = out_rate or sample_rate
-        self._resampler = StreamResampler(sample_rate, self.out_rate) if self.out_rate != sample_rate else None
-        try:
-            self._file = soundfile.SoundFile(str(self._tmp), "w", samplerate=self.out_rate, channels=1,
-                                             format=fmt.upper(), subtype="PCM_16")
-        except (RuntimeError, soundfile.LibsndfileError, OSError) as exc:
-            self._ctx.__exit__(type(exc), exc, None)
-            raise OutputError(f"cannot write audio ({exc})", path, "choose a writable output folder") from exc
-
-    def write(self, samples: np.ndarray) -> None:
-        if self._resampler is not None:
-            samples = self._resampler.push(samples)
-        self._file.write(np.clip(samples, -1.0, 1.0).astype(np.float32))
-
-    def close(self) -> None:
-        if self._resampler is not None:
-            self._file.write(np.clip(self._resampler.flush(), -1.0, 1.0).astype(np.float32))
-        self._file.close()
-        self._ctx.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+def _slices_in_order(chunks: Iterator[np.ndarray], windows: Sequence[Window], size: int, channels: int | None,
+                     path: Path) -> Iterator[np.ndarray]:
+    """Cut consecutive decoded chunks ``(C, n)`` into windows (sorted by start): ``(C, size)`` float32
+    each, zero-padded past the end; only the samples some later window needs are held.
+    ``channels``: the count every chunk must have (None: that of the first chunk)."""
+    held: np.ndarray | None = None  # decoded samples from `offset` on
+    offset = 0
+    ended = False
+    for win in windows:
+        if held is not None and win.start > offset:  # drop what no later window needs
+            drop = min(win.start - offset, held.shape[1])
+            held, offset = held[:, drop:], offset + drop
+        pieces = [] if held is None else [held]
+        have = offset + (0 if held is None else held.shape[1])
+        while not ended and have < win.start + size:
+            chunk = next(chunks, None)
+            if chunk is None:
+                ended = True
+                continue
+            channels = channels or chunk.shape[0]
+            if chunk.shape[0] != channels:
+                raise AvsplitError(f"the sound track changes from {channels} to {chunk.shape[0]} channels", path,
+                                   "separate it with --channels mono")
+            pieces.append(chunk)
+            have += chunk.shape[1]
+        held = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels or 1, 0), np.float32)
+        out = np.zeros((held.shape[0], size), np.float32)
+        part = held[:, max(0, win.start - offset) : max(0, win.start - offset) + size]
+        out[:, : part.shape[1]] = part
+        yield out
 
 
 # ------------------------------------------------------------------------------ the engine
@@ -202,6 +201,8 @@ class SeparationEngine:
         self.model = use_channels_last(model.eval().to(device))
         self.device = device
         self.batch = batch
+        self.extension = fullband.DEFAULT_EXTENSION
+        """How masks are extended above the model's band (one of :data:`avsplit.fullband.EXTENSION_RULES`)."""
         self._grids: dict[tuple[int, int], tuple[int, int]] = {}
 
     @torch.no_grad()
@@ -271,11 +272,18 @@ class SeparationEngine:
         return self._grids[frame_size]
 
     @torch.no_grad()
-    def separate(self, spec, warped, feats, visual_vectors: torch.Tensor, length: int) -> np.ndarray:
+    def separate(self, spec, warped, feats, visual_vectors: torch.Tensor, original: np.ndarray,
+                 target: fullband.OutputStft) -> np.ndarray:
         """Pooled visual vectors ``(B, N, K)`` (motion models: ``(B, N, steps, K)``) of the sources of
-        windows analysed by :meth:`analyse` (``spec``, ``warped``, ``feats``) -> waveforms ``(B, N, length)``."""
-        masks = self.model.source_masks(self.model.mixture_logits(visual_vectors, feats, warped))
-        return self.model.apply_masks(masks, spec, length).cpu().numpy()
+        windows analysed by :meth:`analyse` (``spec``, ``warped``, ``feats``), and the same windows'
+        original sound ``(B, C, S)`` at ``target.sample_rate`` -> the sources ``(B, N, C, S)``: the
+        model's masks mapped onto the original's STFT (``target``) and extended above the model's
+        band by :attr:`extension` (:mod:`avsplit.fullband`)."""
+        warped_masks = self.model.source_masks(self.model.mixture_logits(visual_vectors, feats, warped))
+        masks = self.model.linear_masks(warped_masks)  # (B, N, F, T) at the model's STFT
+        audio = torch.from_numpy(np.ascontiguousarray(original, dtype=np.float32)).to(self.device)
+        est = fullband.separate_original(masks, spec, audio, self.model.config.audio, target, self.extension)
+        return est.cpu().numpy()
 
     @torch.no_grad()
     def pixel_energy(self, raw: torch.Tensor, warped: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -427,44 +435,34 @@ class SeparateResult:
     skipped: bool = False
 
 
-def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, writers: list[StreamingWavWriter],
-                    residual: StreamingWavWriter | None, mixture: StreamingWavWriter | None = None, audio_fn=None,
-                    frames_fn=None) -> None:
-    """Separate every window of ``stream`` and stream the cross-faded results into ``writers``."""
-    size = engine.model.config.audio.clip_samples
-    joiner = OverlapAdd(stream.total, size, stream.windows)
-    batch: list[tuple[Window, np.ndarray, np.ndarray]] = []
+def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, stems: StemJoiner, audio_fn=None,
+                    frames_fn=None, original_fn=None) -> None:
+    """Separate every window of ``stream`` and stream the cross-faded results into ``stems``.
+
+    ``audio_fn``/``frames_fn``/``original_fn`` (default: ``stream``'s own) give each window's
+    model-rate mixture, frames and original sound (see :meth:`WindowStream.original_in_order`)."""
+    batch: list[tuple[Window, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def flush():
-        audio = np.stack([b[1] for b in batch])
-        spec, warped, feats = engine.analyse(audio)
         vectors = vectors_fn([b[2] for b in batch])
-        est = engine.separate(spec, warped, feats, vectors, size)  # (B, N, S)
-        for (win, wave, _), e in zip(batch, est):
-            channels = np.concatenate([e, wave[None]], axis=0)  # sources + mixture
-            piece = joiner.add(win, channels)
-            _emit(piece)
+        spec, warped, feats = engine.analyse(np.stack([b[1] for b in batch]))
+        est = engine.separate(spec, warped, feats, vectors, np.stack([b[3] for b in batch]), stream.target)
+        for (win, _, _, original), e in zip(batch, est):  # e: (N, C, S)
+            stems.add(win.index, e, original)
         batch.clear()
 
-    def _emit(piece: np.ndarray) -> None:
-        if not piece.shape[1]:
-            return
-        sources, mix = piece[:-1], piece[-1]
-        for wtr, s in zip(writers, sources):
-            wtr.write(s)
-        if residual is not None:
-            residual.write(mix - sources.sum(0))
-        if mixture is not None:
-            mixture.write(mix)
-
-    items = stream.iterate() if audio_fn is None else zip(stream.windows, audio_fn(), frames_fn())
-    for item in items:
-        batch.append(item)
+    if audio_fn is None:
+        items = stream.iterate()
+        originals = stream.original_in_order()
+    else:
+        items = zip(stream.windows, audio_fn(), frames_fn())
+        originals = original_fn()
+    for (win, audio, frames), original in zip(items, originals):
+        batch.append((win, audio, frames, original))
         if len(batch) >= engine.batch:
             flush()
     if batch:
         flush()
-    _emit(joiner.finish())
 
 
 @dataclass
@@ -485,32 +483,38 @@ class VideoWindowSource(torch.utils.data.IterableDataset):
 
     Each worker takes every n-th video and yields, in order, a ``start`` message (probe info,
     windows, and the discovery windows when sources must be found), one ``window`` message per
-    window (its mixture audio and the frames inside it), then ``end`` -- or ``error`` with the
-    one-line reason as soon as the video fails.
+    window (its model-rate mixture audio, its original sound at the output rate and the frames
+    inside it), then ``end`` -- or ``error`` with the one-line reason as soon as the video fails.
+    ``sample_rate``/``mono``: the output rate (default: each video's own) and channels.
     """
 
-    def __init__(self, paths: Sequence[Path], config: ModelConfig, overlap: float, discover: bool):
+    def __init__(self, paths: Sequence[Path], config: ModelConfig, overlap: float, discover: bool,
+                 sample_rate: int | None = None, mono: bool = False):
         self.paths = [Path(p) for p in paths]
         self.config = config
         self.overlap = overlap
         self.discover = discover
+        self.sample_rate = sample_rate
+        self.mono = mono
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         ids = range(len(self.paths)) if info is None else range(info.id, len(self.paths), info.num_workers)
         for i in ids:
             try:
-                stream = WindowStream(self.paths[i], self.config, self.overlap)
+                stream = WindowStream(self.paths[i], self.config, self.overlap, out_rate=self.sample_rate, mono=self.mono)
                 disc = discovery_windows(stream) if self.discover else None
                 yield {"kind": "start", "video": i, "info": stream.info, "total": stream.total,
-                       "windows": stream.windows, "frame_size": stream.frame_size, "discovery": disc}
+                       "windows": stream.windows, "frame_size": stream.frame_size, "discovery": disc,
+                       "target": stream.target, "out_total": stream.out_total, "out_windows": stream.out_windows}
                 if disc is not None and len(disc[0]) == len(stream.windows):
                     # a short video: every window was read for discovery, so it is not decoded twice
                     windows = zip(stream.windows, disc[0], disc[1])
                 else:
                     windows = stream.iterate()
-                for win, audio, frames in windows:
-                    yield {"kind": "window", "video": i, "window": win, "audio": audio, "frames": frames}
+                for (win, audio, frames), original in zip(windows, stream.original_in_order()):
+                    yield {"kind": "window", "video": i, "window": win, "audio": audio, "frames": frames,
+                           "original": original}
                 yield {"kind": "end", "video": i}
             except AvsplitError as exc:
                 yield {"kind": "error", "video": i, "message": str(exc)}
@@ -526,24 +530,14 @@ class _VideoJob:
     folder: Path
     info: media.MediaInfo
     regions: list[Region]
-    joiner: OverlapAdd
-    writers: list[StreamingWavWriter]
-    residual: StreamingWavWriter
+    stems: StemJoiner
+    target: fullband.OutputStft
     names: list[str]
     known: dict = field(default_factory=dict)
     """Raw visual features, STFT and audio features of windows already analysed (by their start sample)."""
 
-    def emit(self, piece: np.ndarray) -> None:
-        if not piece.shape[1]:
-            return
-        sources, mix = piece[:-1], piece[-1]
-        for wtr, src in zip(self.writers, sources):
-            wtr.write(src)
-        self.residual.write(mix - sources.sum(0))
-
     def abort(self) -> None:
-        for wtr in self.writers + [self.residual]:
-            wtr.abort()
+        self.stems.abort()
 
 
 def separate_videos(
@@ -555,6 +549,7 @@ def separate_videos(
     overlap: float = 0.25,
     fmt: str = "wav",
     sample_rate: int | None = None,
+    mono: bool = False,
     overwrite: bool = False,
     jobs: int = 1,
     weights_name: str = "",
@@ -564,6 +559,8 @@ def separate_videos(
     Decoding runs in ``jobs`` worker processes (in-process for ``jobs`` <= 1); windows of all the
     videos in flight are batched together through the model (``engine.batch`` per forward pass),
     so many short videos keep a GPU busy. Existing outputs are skipped unless ``overwrite``.
+    Tracks are written at ``sample_rate`` (default: each video's own) with the video's channels
+    (one, mixed down, when ``mono``): the model's masks applied to the original sound there.
     """
     cfg = engine.model.config
     todo = []
@@ -581,13 +578,10 @@ def separate_videos(
             todo.append(Path(p))
     if not todo:
         return
-    source = VideoWindowSource(todo, cfg, overlap, discover=regions.method == "cluster")
+    source = VideoWindowSource(todo, cfg, overlap, discover=regions.method == "cluster", sample_rate=sample_rate, mono=mono)
     workers = min(jobs, len(todo)) if jobs > 1 else 0
     loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=workers, collate_fn=_passthrough,
                                          prefetch_factor=4 if workers else None)
-    rate = cfg.audio.sample_rate
-    out_rate = sample_rate or rate
-    size = cfg.audio.clip_samples
     jobs_by_id: dict[int, _VideoJob] = {}
     failed: set[int] = set()
     pending: list[dict] = []
@@ -614,8 +608,8 @@ def separate_videos(
                     raw_b, spec_b, warped_b, feats_b = (raw_new[i : i + 1], spec_new[i : i + 1], warped_new[i : i + 1],
                                                         feats_new[i : i + 1])
                 vectors = region_vectors(engine.model, raw_b, job.regions)
-                est = engine.separate(spec_b, warped_b, feats_b, vectors, size)[0]  # (R, S)
-                job.emit(job.joiner.add(msg["window"], np.concatenate([est, msg["audio"][None]], axis=0)))
+                est = engine.separate(spec_b, warped_b, feats_b, vectors, msg["original"][None], job.target)[0]  # (R, C, S)
+                job.stems.add(msg["window"].index, est, msg["original"])
 
     def start(msg: dict) -> _VideoJob:
         path = todo[msg["video"]]
@@ -637,19 +631,20 @@ def separate_videos(
                                                   seen["audio"][w : w + 1])
         folder = ensure_dir(out / path.stem)
         names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
-        writers = [StreamingWavWriter(folder / n, rate, fmt, out_rate) for n in names]
-        residual = StreamingWavWriter(folder / f"residual.{fmt}", rate, fmt, out_rate)
-        return _VideoJob(path, folder, info, found, OverlapAdd(msg["total"], size, msg["windows"]), writers, residual, names,
-                         known)
+        target = msg["target"]
+        writers = [StreamingWavWriter(folder / n, target.sample_rate, fmt) for n in names]
+        residual = StreamingWavWriter(folder / f"residual.{fmt}", target.sample_rate, fmt)
+        stems = StemJoiner(msg["out_total"], target.clip_samples, msg["out_windows"], writers, residual=residual)
+        return _VideoJob(path, folder, info, found, stems, target, names, known)
 
     def finish(job: _VideoJob) -> SeparateResult:
-        job.emit(job.joiner.finish())
-        for wtr in job.writers + [job.residual]:
-            wtr.close()
+        job.stems.close()
         sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
                     "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
-        meta = {"video": str(job.path), "method": regions.method, "sample_rate": out_rate,
-                "duration": job.info.duration, "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
+        meta = {"video": str(job.path), "method": regions.method, "sample_rate": job.target.sample_rate,
+                "channels": job.stems.writers[0].channels if job.stems.writers else 1,
+                "model_sample_rate": cfg.audio.sample_rate, "duration": job.info.duration, "weights": weights_name,
+                "residual": f"residual.{fmt}", "sources": sources}
         with atomic_path(job.folder / "sources.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
         files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
@@ -696,13 +691,15 @@ def separate_video(
     overlap: float = 0.25,
     fmt: str = "wav",
     sample_rate: int | None = None,
+    mono: bool = False,
     overwrite: bool = False,
     weights_name: str = "",
 ) -> SeparateResult:
     """Write ``OUT/<stem>/source-<k>.<fmt>``, ``residual.<fmt>`` and ``sources.json`` for one video."""
     spec = RegionSpec(num_sources, grid, boxes)
     for _, result, error in separate_videos([Path(path)], out, engine, regions=spec, overlap=overlap, fmt=fmt,
-                                            sample_rate=sample_rate, overwrite=overwrite, weights_name=weights_name):
+                                            sample_rate=sample_rate, mono=mono, overwrite=overwrite,
+                                            weights_name=weights_name):
         if error:
             raise AvsplitError(error)
         return result  # type: ignore[return-value]
@@ -717,13 +714,17 @@ def separate_mix(
     overlap: float = 0.25,
     fmt: str = "wav",
     sample_rate: int | None = None,
+    mono: bool = False,
     overwrite: bool = False,
 ) -> SeparateResult:
     """Mix the sound of solo videos and separate each back with its own frames.
 
     Writes ``OUT/<A>+<B>/mixture.<fmt>`` and ``<A>.<fmt>``, ``<B>.<fmt>``. The mixture is the
     average of the inputs' sound tracks (so it cannot clip; each separated track estimates its
-    input at 1/N of its level) and lasts as long as the shortest input.
+    input at 1/N of its level) and lasts as long as the shortest input. Tracks are written at
+    ``sample_rate`` (default: the highest of the inputs' rates) with the inputs' channels (a mono
+    input is heard in every channel; inputs with different multi-channel layouts, or ``mono``, are
+    mixed down to one).
     """
     paths = [Path(p) for p in paths]
     stems = [p.stem for p in paths]
@@ -734,17 +735,29 @@ def separate_mix(
         return SeparateResult(folder, skipped=True)
     streams = [WindowStream(p, engine.model, overlap) for p in paths]
     shortest = min(streams, key=lambda s: s.total)
+    layouts = {s.info.audio_channels or 1 for s in streams} - {1}
+    if len(layouts) > 1 and not mono:
+        warn_line(f"the --mix inputs have different channel layouts ({sorted(layouts)} channels); mixing down to mono")
+    out_rate = sample_rate or max(s.info.audio_rate or s.cfg.audio.sample_rate for s in streams)
     for s in streams:
         s.total, s.windows = shortest.total, shortest.windows
+        s.set_output(out_rate, mono or len(layouts) > 1)
     ensure_dir(folder)
-    rate = engine.model.config.audio.sample_rate
-    out_rate = sample_rate or rate
-    writers = [StreamingWavWriter(folder / f"{s}.{fmt}", rate, fmt, out_rate) for s in stems]
-    mixture = StreamingWavWriter(folder / f"mixture.{fmt}", rate, fmt, out_rate)
+    writers = [StreamingWavWriter(folder / f"{s}.{fmt}", out_rate, fmt) for s in stems]
+    mixture = StreamingWavWriter(folder / f"mixture.{fmt}", out_rate, fmt)
+    joined = StemJoiner(shortest.out_total, shortest.target.clip_samples, shortest.out_windows, writers, mixture=mixture)
 
     def audio_fn():
         for pieces in zip(*(s.audio_in_order(shortest.windows) for s in streams)):
             yield np.mean(pieces, axis=0)
+
+    def original_fn():
+        for pieces in zip(*(s.original_in_order() for s in streams)):
+            channels = max(p.shape[0] for p in pieces)
+            if any(p.shape[0] not in (1, channels) for p in pieces):
+                raise AvsplitError("the --mix inputs decode to different channel layouts", None,
+                                   "mix them with --channels mono")
+            yield np.mean([np.broadcast_to(p, (channels, p.shape[1])) for p in pieces], axis=0)
 
     def frames_fn():
         per_source = [s.frames_for([s.frame_times(w) for w in shortest.windows]) for s in streams]
@@ -758,12 +771,10 @@ def separate_mix(
         return torch.stack(per_source, dim=1)  # (B, N, K)
 
     try:
-        _stream_outputs(engine, shortest, vectors_fn, writers, None, mixture, audio_fn, frames_fn)
+        _stream_outputs(engine, shortest, vectors_fn, joined, audio_fn, frames_fn, original_fn)
     except BaseException:
-        for wtr in writers + [mixture]:
-            wtr.abort()
+        joined.abort()
         raise
-    for wtr in writers + [mixture]:
-        wtr.close()
+    joined.close()
     files = [folder / f"mixture.{fmt}"] + [folder / f"{s}.{fmt}" for s in stems]
     return SeparateResult(folder, files)

@@ -21,15 +21,17 @@ EPS = 1e-10
 class Spectrogram:
     """STFT / inverse STFT with a periodic Hann window, centred frames (the paper's settings)."""
 
-    def __init__(self, settings: AudioSettings = AudioSettings()):
+    def __init__(self, settings: AudioSettings = AudioSettings(), win_length: int | None = None):
         self.n_fft = settings.n_fft
         self.hop = settings.hop_length
+        self.win_length = win_length or self.n_fft
+        """Length of the Hann window, centred in each ``n_fft``-sample frame (default: ``n_fft``)."""
         self._windows: dict[tuple, torch.Tensor] = {}
 
     def _window(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self._windows:
-            self._windows[key] = torch.hann_window(self.n_fft, periodic=True, device=device, dtype=dtype)
+            self._windows[key] = torch.hann_window(self.win_length, periodic=True, device=device, dtype=dtype)
         return self._windows[key]
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
@@ -37,7 +39,7 @@ class Spectrogram:
         shape = audio.shape
         flat = audio.reshape(-1, shape[-1]).float()
         spec = torch.stft(
-            flat, self.n_fft, self.hop, window=self._window(flat.device, flat.dtype),
+            flat, self.n_fft, self.hop, win_length=self.win_length, window=self._window(flat.device, flat.dtype),
             center=True, pad_mode="reflect" if shape[-1] > self.n_fft // 2 else "constant", return_complex=True,
         )
         return spec.reshape(*shape[:-1], *spec.shape[-2:])
@@ -48,7 +50,8 @@ class Spectrogram:
         flat = spec.reshape(-1, *shape[-2:])
         real_dtype = flat.real.dtype
         audio = torch.istft(
-            flat, self.n_fft, self.hop, window=self._window(flat.device, real_dtype), center=True, length=length
+            flat, self.n_fft, self.hop, win_length=self.win_length, window=self._window(flat.device, real_dtype),
+            center=True, length=length,
         )
         return audio.reshape(*shape[:-2], length)
 

@@ -17,17 +17,18 @@ def write_test_video(
     size: tuple[int, int] = (160, 120),
     sample_rate: int | None = 22050,
     channels: int = 1,
-    freq: float = 440.0,
+    freq: float | tuple[float, ...] = 440.0,
 ) -> Path:
     """A video whose frame k has red level ``(3 * k) % 256`` and a moving white square, with a
-    sine tone of ``freq`` Hz (no audio when ``sample_rate`` is None)."""
+    sine tone of ``freq`` Hz (one per channel when a tuple; no audio when ``sample_rate`` is None)."""
     w, h = size
     n = int(round(seconds * fps))
     audio = None
     if sample_rate:
         t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-        tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-        audio = np.stack([tone] * channels) if channels > 1 else tone
+        freqs = tuple(freq) if isinstance(freq, tuple) else (freq,) * channels
+        tones = [(0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in freqs[:channels]]
+        audio = np.stack(tones) if channels > 1 else tones[0]
     with media.VideoWriter(path, fps=fps, width=w, height=h, audio=audio, audio_rate=sample_rate) as writer:
         for k in range(n):
             frame = np.zeros((h, w, 3), np.uint8)

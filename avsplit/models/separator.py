@@ -120,11 +120,15 @@ class AVSeparator(nn.Module):
         power = masks.square()
         return power / power.sum(dim=1, keepdim=True).clamp(min=MASK_SUM_FLOOR**2)
 
+    def linear_masks(self, warped_masks: torch.Tensor) -> torch.Tensor:
+        """Warped masks ``(batch, sources, log_freq, time)`` -> the same on the STFT's linear-frequency
+        axis ``(batch, sources, freq, time)``, float, non-negative."""
+        return self.warp.unwarp(warped_masks.float()).clamp(min=0.0)
+
     def apply_masks(self, warped_masks: torch.Tensor, mixture_spec: torch.Tensor, length: int) -> torch.Tensor:
         """Warped masks ``(batch, sources, log_freq, time)`` on the mixture STFT ``(batch, freq, time)``
         -> waveforms ``(batch, sources, length)`` (mask x mixture magnitude, mixture phase)."""
-        masks = self.warp.unwarp(warped_masks.float()).clamp(min=0.0)
-        return self.spectrogram.istft(masks * mixture_spec.unsqueeze(1), length)
+        return self.spectrogram.istft(self.linear_masks(warped_masks) * mixture_spec.unsqueeze(1), length)
 
     # ------------------------------------------------------------------ whole clip
     def source_vectors(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
