@@ -131,6 +131,7 @@ def separate(
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError
     from avsplit.files import ensure_dir, find_videos
+    from avsplit import media
     from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
 
     if fmt not in ("wav", "flac"):
@@ -154,7 +155,7 @@ def separate(
     if not videos:
         raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
     spec = RegionSpec(num_sources=sources, grid=grid, boxes=boxes)
-    with make_progress() as progress:
+    with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("separating", total=len(videos), status="")
         for video, result, error in separate_videos(videos, out, engine, regions=spec, overlap=overlap, fmt=fmt,
                                                     sample_rate=sample_rate, overwrite=overwrite, jobs=jobs,
@@ -236,6 +237,7 @@ def localize(
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
     from avsplit.files import ensure_dir, find_videos
+    from avsplit import media
     from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
     from avsplit.onsets import OnsetSettings
 
@@ -261,7 +263,7 @@ def localize(
         model, _, _ = load_model(weights, device, flow_backend)
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     summary = BatchSummary()
-    with make_progress() as progress:
+    with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("localizing", total=len(videos), status="")
         stems: dict[str, Path] = {}
         for video in videos:

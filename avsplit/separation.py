@@ -415,10 +415,18 @@ def find_regions(
     else:
         sal, z = saliency(raw)
     h, w = sal.shape
+    whole = [0.0, 0.0, float(video_size[0]), float(video_size[1])]
     if float(np.abs(audio).max()) < 1e-4:
         warn_line(f"{path}: the audio is silent; writing one silent source")
-        return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
-    salient = sal >= SALIENT_FRACTION * max(float(sal.max()), 1e-6)
+        return [Region(np.ones((h, w), bool), whole, 0.0, "silent")]
+    sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)  # a 1-pixel grid has no spread
+    if not float(sal.max()) > 1e-6:
+        # nothing moves or stands out (a still picture with sound, a tiny video): one source, the whole picture
+        if num_sources and num_sources > 1:
+            warn_line(f"{path}: nothing in the picture moves or stands out, so its sources cannot be told apart; "
+                      f"writing one source instead of {num_sources}")
+        return [Region(np.ones((h, w), bool), whole, 1.0, "whole picture")]
+    salient = sal >= SALIENT_FRACTION * float(sal.max())
     coords = np.argwhere(salient)
     zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
     position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
@@ -454,7 +462,8 @@ def find_regions(
         if num_sources or k == 1 or (max(sim.max(), mixed) < SAME_SOURCE_SIMILARITY and shares.min() >= MIN_SOURCE_SHARE):
             best = regions
             break
-    assert best is not None
+    if best is None:
+        raise AvsplitError("no sources could be found in the picture", path, "give the regions with --grid or --box")
     return sorted(best, key=lambda r: (r.box[0] + r.box[2]) / 2)
 
 

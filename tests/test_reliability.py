@@ -1,0 +1,187 @@
+"""Reliability: no input or weight file ends a batch (issue 13). Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from avsplit import media
+from avsplit.cli import app
+from avsplit.errors import DecoderCrashError, UnreadableMediaError
+
+from conftest import write_still_video, write_test_video
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+# ------------------------------------------------------------------ 1. decoder crashes, corrupt frames
+
+
+class _FakeLayout:
+    def __init__(self, n):
+        self.nb_channels = n
+
+
+class _FakeFormat:
+    is_planar = True
+
+
+class _FakeFrame:
+    """What a corrupt AAC packet decodes to: 53 channels, planes that do not match."""
+
+    def __init__(self, channels=53, planes=58):
+        self.layout = _FakeLayout(channels)
+        self.planes = [None] * planes
+        self.format = _FakeFormat()
+        self.samples = 1024
+        self.sample_rate = 22050
+
+
+def test_a_frame_whose_layout_contradicts_the_stream_is_refused():
+    assert media._sane_audio_frame(_FakeFrame(1, 1), 1)
+    assert not media._sane_audio_frame(_FakeFrame(53, 58), 1)
+    assert not media._sane_audio_frame(_FakeFrame(53, 53), 1)  # self-consistent, but not the stream's
+    assert not media._sane_audio_frame(_FakeFrame(2, 1), 2)  # planar with a plane missing
+
+
+def test_a_corrupt_frame_is_an_error_line_not_a_segfault(tmp_path, monkeypatch):
+    """The decoder yields a 53-channel frame in a mono stream: an error for that file (before the fix
+    its conversion crashed the process)."""
+    clip = write_test_video(tmp_path / "clip.mp4", seconds=1.0, size=(64, 48))
+    real = media._StreamReader._decode
+
+    def corrupt(self, packet):
+        for frame in real(self, packet):
+            if self.stream.type == "audio" and self.frames_decoded == 5:
+                frame = _FakeFrame()
+                frame.pts, frame.time_base = None, None
+            yield frame
+
+    monkeypatch.setattr(media._StreamReader, "_decode", lambda self, packet: _check(self, corrupt(self, packet)))
+    with pytest.raises(UnreadableMediaError, match="53 channels"):
+        media.read_audio(clip, 11025)
+
+
+def _check(reader, frames):
+    """Apply the reader's frame check to frames a fake decoder yields."""
+    for frame in frames:
+        if reader.stream.type == "audio" and not media._sane_audio_frame(frame, reader.channels):
+            raise UnreadableMediaError(f"its audio stream is corrupt (a frame decodes as {media._frame_layout(frame)})",
+                                       reader.path)
+        yield frame
+
+
+def test_the_issue_recipe_gives_an_error_line(tiny_weights, tmp_path):
+    """The issue's file (duet-0000 remuxed with faststart, 4090 bytes inserted): one error line, exit 1,
+    no crash. Skipped where this FFmpeg remuxes to other bytes than the issue's."""
+    import av
+
+    source = Path(__file__).resolve().parents[1] / "examples" / "duets" / "duet-0000.mp4"
+    if not source.exists():
+        pytest.skip("examples/duets/duet-0000.mp4 is not in this checkout")
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(source)) as src, av.open(str(fast), "w", options={"movflags": "faststart"}) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    data = fast.read_bytes()
+    if len(data) != 151116:
+        pytest.skip("this FFmpeg remuxes the example to other bytes than the issue's")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a-bad.mp4").write_bytes(data[:130483] + data[101093 : 101093 + 4090] + data[130483:])
+    (folder / "b-good.mp4").write_bytes(source.read_bytes())
+    for command in ("separate", "localize"):
+        r = _invoke(command, folder, "-o", tmp_path / command, "-w", tiny_weights)
+        assert r.exit_code == 1, r.output
+        errors = _error_lines(r.output)
+        assert len(errors) == 1 and "a-bad.mp4" in errors[0], r.output
+        assert "1 separated" in r.output or "1 localized" in r.output
+
+
+def test_a_decoder_crash_is_one_error_line_and_the_batch_goes_on(tiny_weights, tmp_path, monkeypatch):
+    """A decoder killed by SIGSEGV on one file: an error line for it, the others are separated (before,
+    the process died with exit 139). With -j 2 too (a DataLoader worker used to die)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.mp4", "b-crash.mp4", "c.mp4"):
+        write_test_video(folder / name, seconds=1.0, size=(64, 48))
+    real = media._iter_audio_here
+
+    def crashing(path, *args, **kwargs):
+        if "crash" in Path(path).name:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        yield from real(path, *args, **kwargs)
+
+    monkeypatch.setattr(media, "_iter_audio_here", crashing)
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        r = _invoke("separate", folder, "-o", out, "-w", tiny_weights, "-j", jobs)
+        assert r.exit_code == 1, r.output
+        errors = _error_lines(r.output)
+        assert len(errors) == 1 and "b-crash.mp4" in errors[0] and "SIGSEGV" in errors[0], r.output
+        assert sorted(p.name for p in out.iterdir()) == ["a", "c"]
+    r = _invoke("localize", folder, "-o", tmp_path / "loc", "-w", tiny_weights)
+    assert r.exit_code == 1 and len(_error_lines(r.output)) == 1, r.output
+    assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["a.mp4", "c.mp4"]
+
+
+def test_isolated_iter_passes_items_and_errors_through(tmp_path):
+    from avsplit.isolation import isolated_iter
+
+    def numbers(n):
+        yield from range(n)
+        raise UnreadableMediaError("broken", tmp_path / "x.mp4", "fix it")
+
+    got = []
+    with pytest.raises(UnreadableMediaError) as caught:
+        for item in isolated_iter(tmp_path / "x.mp4", numbers, 3):
+            got.append(item)
+    assert got == [0, 1, 2]
+    assert caught.value.path == tmp_path / "x.mp4" and caught.value.fix == "fix it"
+
+    def dies():
+        yield 1
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(DecoderCrashError, match="SIGKILL"):
+        list(isolated_iter(tmp_path / "y.mp4", dies))
+
+
+# ------------------------------------------------------------------ 2. no motion, degenerate pictures
+
+
+@pytest.mark.parametrize("sources", [None, "2"])
+def test_still_picture_and_1x1_video_are_separated(tiny_motion_weights, tmp_path, sources):
+    """A still picture with sound and a 1x1 video (no motion): one source for the whole picture, exit 0
+    (before: AssertionError / RuntimeError tracebacks in find_regions). localize too."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_still_video(folder / "still.mp4")
+    write_test_video(folder / "tiny.mp4", size=(1, 1))
+    extra = ["--sources", sources] if sources else []
+    r = _invoke("separate", folder, "-o", tmp_path / "sep", "-w", tiny_motion_weights, *extra)
+    assert r.exit_code == 0, r.output
+    for stem in ("still", "tiny"):
+        meta = json.loads((tmp_path / "sep" / stem / "sources.json").read_text())
+        assert len(meta["sources"]) >= 1
+    r = _invoke("localize", folder, "-o", tmp_path / "loc", "-w", tiny_motion_weights, "--per-source")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["still.mp4", "tiny.mp4"]
