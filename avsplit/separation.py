@@ -179,6 +179,9 @@ class StreamingWavWriter:
             raise OutputError(f"cannot write audio ({exc})", path, "choose a writable output folder") from exc
 
     def write(self, samples: np.ndarray) -> None:
+        if not np.isfinite(samples).all():
+            raise AvsplitError("the model gave non-finite audio (NaN or infinity) for this output", self.path,
+                               "check the weights: they may come from a diverged training run")
         if self._resampler is not None:
             samples = self._resampler.push(samples)
         self._file.write(np.clip(samples, -1.0, 1.0).astype(np.float32))
@@ -719,6 +722,9 @@ def separate_videos(
 
     def finish(job: _VideoJob) -> SeparateResult:
         job.emit(job.joiner.finish())
+        if not all(math.isfinite(r.confidence) and all(map(math.isfinite, r.box)) for r in job.regions):
+            raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
+                               "check the weights: they may come from a diverged training run")
         for wtr in job.writers + [job.residual]:
             wtr.close()
         sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
@@ -726,7 +732,7 @@ def separate_videos(
         meta = {"video": str(job.path), "method": regions.method, "sample_rate": out_rate,
                 "duration": job.info.duration, "weights": weights_name, "residual": f"residual.{fmt}", "sources": sources}
         with atomic_path(job.folder / "sources.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2))
+            tmp.write_text(json.dumps(meta, indent=2, allow_nan=False))  # never invalid JSON (NaN)
         files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
         return SeparateResult(job.folder, files, sources)
 
@@ -745,7 +751,9 @@ def separate_videos(
                         flush()
                 elif kind == "end":
                     flush()
-                    yield todo[vid], finish(jobs_by_id.pop(vid)), None
+                    result = finish(jobs_by_id[vid])
+                    del jobs_by_id[vid]
+                    yield todo[vid], result, None
                 else:
                     raise AvsplitError(msg["message"])
             except AvsplitError as exc:

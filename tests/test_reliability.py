@@ -185,3 +185,42 @@ def test_still_picture_and_1x1_video_are_separated(tiny_motion_weights, tmp_path
     r = _invoke("localize", folder, "-o", tmp_path / "loc", "-w", tiny_motion_weights, "--per-source")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["still.mp4", "tiny.mp4"]
+
+
+# ------------------------------------------------------------------ 3. non-finite weights and outputs
+
+
+def _nan_weights(path: Path) -> Path:
+    import torch
+
+    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models import build_model, preset
+
+    model = build_model(preset("tiny")).eval()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    return save_checkpoint(path, model)
+
+
+def test_nan_weights_are_refused_at_load(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_test_video(folder / "a.mp4", seconds=1.0, size=(64, 48))
+    weights = _nan_weights(tmp_path / "nan.safetensors")
+    r = _invoke("separate", folder, "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 1, r.output
+    errors = _error_lines(r.output)
+    assert len(errors) == 1 and "non-finite weights" in errors[0] and "nan.safetensors" in errors[0], r.output
+    assert "Traceback" not in r.output
+
+
+def test_non_finite_audio_and_scores_are_never_written(tmp_path):
+    """A model that yields NaN anyway: an error for the file, no WAV of -32768 and no invalid JSON."""
+    from avsplit.errors import AvsplitError
+    from avsplit.separation import StreamingWavWriter
+
+    writer = StreamingWavWriter(tmp_path / "x.wav", 8000)
+    with pytest.raises(AvsplitError, match="non-finite"):
+        writer.write(np.array([0.1, np.nan], np.float32))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
