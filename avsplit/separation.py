@@ -813,7 +813,7 @@ def separate_mix(
     if len(set(stems)) != len(stems):
         raise ConfigError("the --mix inputs need distinct file names (their stems name the outputs)")
     folder = out / "+".join(stems)
-    if (folder / "mixture.wav").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
+    if (folder / f"mixture.{fmt}").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
         return SeparateResult(folder, skipped=True)
     streams = [WindowStream(p, engine.model, overlap) for p in paths]
     shortest = min(streams, key=lambda s: s.total)

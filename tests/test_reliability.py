@@ -224,3 +224,50 @@ def test_non_finite_audio_and_scores_are_never_written(tmp_path):
         writer.write(np.array([0.1, np.nan], np.float32))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ 11. CLI text
+
+
+def test_bool_flags_have_no_value_in_help():
+    r = runner.invoke(app, ["separate", "--help"], env={"COLUMNS": "100"})
+    assert r.exit_code == 0
+    assert "--overwrite" in r.output and "<bool>" not in r.output
+
+
+def test_a_flag_given_a_value_gets_a_hint(tiny_weights, tmp_path):
+    clip = write_test_video(tmp_path / "a.mp4", seconds=1.0, size=(64, 48))
+    r = _invoke("separate", clip, "--overwrite", "true", "-o", tmp_path / "out", "-w", tiny_weights)
+    assert r.exit_code == 1
+    errors = _error_lines(r.output)
+    assert len(errors) == 1 and "--overwrite" in errors[0] and "take no value" in errors[0], r.output
+
+
+def test_models_goes_to_stdout_whole_at_80_columns_and_as_json():
+    from avsplit.registry import load_registry
+
+    names = [m.name for m in load_registry()]
+    r = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    for name in names:
+        assert name in r.stdout
+    assert all(len(line) <= 80 for line in r.stdout.splitlines())
+    r = runner.invoke(app, ["models", "--json"])
+    assert [m["name"] for m in json.loads(r.stdout)] == names
+
+
+def test_evaluate_table_goes_to_stdout_whole_at_80_columns(capsys, monkeypatch):
+    from avsplit import evaluation
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(evaluation.stdout_console, "_width", 80)
+    scores = {k: {"mean": 1.234, "median": 1.5} for k in evaluation.METRICS}
+    summary = {"wild different-kind (FluidR3 seed 9001)": {"scored": 12, "skipped": 0,
+                                                           **{m: scores for m in evaluation.METHODS}}}
+    evaluation.print_table(summary)
+    captured = capsys.readouterr()
+    text = " ".join(captured.out.split())
+    assert "different-kind" in captured.out.replace("\n", " ") or "different-" in captured.out
+    assert "…" not in captured.out and "1.23" in captured.out and captured.err == ""
+    assert all(len(line) <= 80 for line in captured.out.splitlines())
+    assert text
