@@ -237,7 +237,9 @@ def train(
     )
     if quiet:
         return
-    console.print(f"trained {summary.steps} steps in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
+    run = summary.steps if summary.steps_run is None else summary.steps_run
+    reached = f" (the run is at step {summary.steps})" if run != summary.steps else ""
+    console.print(f"trained {run} steps{reached} in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
                   f"best validation SDR {summary.best_val_sdr:.2f} dB; checkpoints in {summary.run}")
 
 
