@@ -271,3 +271,111 @@ def test_evaluate_table_goes_to_stdout_whole_at_80_columns(capsys, monkeypatch):
     assert "…" not in captured.out and "1.23" in captured.out and captured.err == ""
     assert all(len(line) <= 80 for line in captured.out.splitlines())
     assert text
+
+
+# ------------------------------------------------------------------ 7. messages that mislead
+
+
+def test_pickled_backbone_weights_are_one_clean_line(tmp_path):
+    import collections
+
+    import torch
+
+    from avsplit.errors import CheckpointError
+    from avsplit.models.appearance import build_resnet18
+
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": collections.Counter(a=1)}, path)
+    with pytest.raises(CheckpointError) as caught:
+        build_resnet18(str(path))
+    text = str(caught.value)
+    assert "\n" not in text and "weights_only" not in text and "pickled" in text
+
+
+def test_a_looping_symlink_is_named_as_such(tmp_path):
+    from avsplit.errors import AvsplitError
+    from avsplit.files import find_videos
+
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    with pytest.raises(AvsplitError, match="loops"):
+        find_videos([loop])
+
+
+def test_localize_output_that_is_a_folder_is_an_error(tmp_path):
+    clip = write_test_video(tmp_path / "a.mp4", seconds=1.0, size=(64, 48))
+    (tmp_path / "out" / "a.mp4").mkdir(parents=True)
+    r = _invoke("localize", clip, "-o", tmp_path / "out", "--method", "onsets")
+    assert r.exit_code == 1, r.output
+    assert len(_error_lines(r.output)) == 1 and "is a folder" in r.output and "skipped" not in r.output.split("\n")[0]
+
+
+def test_audio_only_files_in_a_folder_are_counted(tiny_weights, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_test_video(folder / "a.mp4", seconds=1.0, size=(64, 48))
+    media.write_audio(folder / "song.wav", np.zeros(8000, np.float32), 8000)
+    r = _invoke("separate", folder, "-o", tmp_path / "out", "-w", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "1 not videos (.wav)" in r.output
+
+
+# ------------------------------------------------------------------ 8. checked early
+
+
+def test_a_missing_input_is_reported_before_the_model_loads(tmp_path, monkeypatch):
+    from avsplit import api
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(api, "load_model", no_model)
+    for command in ("separate", "localize"):
+        r = _invoke(command, tmp_path / "typo.mp4", "-o", tmp_path / "out")
+        assert r.exit_code == 1 and "no such file" in r.output, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_output_folder_when_every_input_fails_and_quiet_hides_the_summary(tiny_weights, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("hello")
+    for command in ("separate", "localize"):
+        out = tmp_path / command
+        r = _invoke(command, folder, "-o", out, "-w", tiny_weights, "-q")
+        assert r.exit_code == 1, r.output
+        assert not out.exists()
+        assert len(_error_lines(r.output)) == 2 and "failed" not in r.output, r.output
+
+
+# ------------------------------------------------------------------ 5. stale temporaries
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tiny_weights, tmp_path):
+    clip = write_test_video(tmp_path / "a.mp4", seconds=1.0, size=(64, 48))
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    stale = [out / "a" / ".source-1.k3j_9x2a.part.wav", out / ".a.abcd1234.part.mp4"]
+    fresh = out / ".b.zzzz1234.part.mp4"  # another run may be writing it now
+    theirs = out / ".notes.part"  # not our naming pattern
+    for p in stale + [fresh, theirs]:
+        p.write_bytes(b"x")
+    old = os.path.getmtime(fresh) - 3600
+    for p in stale + [theirs]:
+        os.utime(p, (old, old))
+    r = _invoke("separate", clip, "-o", out, "-w", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert not any(p.exists() for p in stale) and fresh.exists() and theirs.exists()
+
+
+# ------------------------------------------------------------------ 10. --mix --format flac
+
+
+def test_mix_flac_outputs_are_skipped_when_done(tiny_weights, tmp_path):
+    a = write_test_video(tmp_path / "a.mp4", seconds=1.0, size=(64, 48), freq=300)
+    b = write_test_video(tmp_path / "b.mp4", seconds=1.0, size=(64, 48), freq=700)
+    args = ["separate", "--mix", a, b, "-o", tmp_path / "out", "-w", tiny_weights, "--format", "flac"]
+    assert _invoke(*args).exit_code == 0
+    r = _invoke(*args)
+    assert r.exit_code == 0 and "0 separated, 1 skipped" in r.output, r.output
