@@ -51,12 +51,32 @@ def _signal_name(status: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
+#: A child that sends nothing for this long is stuck (a fork can inherit a lock another thread held):
+#: it is killed and started again, at most :data:`RETRIES` times, skipping the items already received.
+STALL_SECONDS = 90.0
+RETRIES = 2
+
+
 def isolated_iter(path: str | Path, fn: Callable[..., Iterator], *args, **kwargs) -> Iterator:
     """Yield what ``fn(*args, **kwargs)`` yields, computed in a forked child process.
 
     Raises what ``fn`` raises, and :class:`DecoderCrashError` for ``path`` when the child dies
-    before it is done. Closing the generator early stops the child.
+    before it is done (or stays stuck after :data:`RETRIES` fresh starts). Closing the generator
+    early stops the child. ``fn`` must yield the same items when run again (decoding does).
     """
+    delivered = 0
+    for attempt in range(RETRIES + 1):
+        stalled = yield from _one_child(path, fn, args, kwargs, skip=delivered)
+        if stalled is None:
+            return
+        delivered = stalled
+    raise DecoderCrashError(f"the decoder stopped responding on this file ({STALL_SECONDS:.0f} s without output)",
+                            path, "re-encode or re-download the file")
+
+
+def _one_child(path, fn, args, kwargs, skip: int) -> Iterator:
+    """Run ``fn`` in one child, yielding its items after the first ``skip``; returns None when done, or the
+    number of items received so far when the child stalled."""
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -73,20 +93,27 @@ def isolated_iter(path: str | Path, fn: Callable[..., Iterator], *args, **kwargs
     os.close(write_fd)
     conn = Connection(read_fd, writable=False)
     finished = False
+    received = 0
+    stalled = False
     try:
         while True:
             try:
+                if not conn.poll(STALL_SECONDS):
+                    stalled = True
+                    break
                 kind, payload = conn.recv()
             except (EOFError, OSError):
                 break
             if kind == _ITEM:
-                yield payload
+                received += 1
+                if received > skip:
+                    yield payload
             elif kind == _ERROR:
                 finished = True
                 raise payload
             else:
                 finished = True
-                return
+                return None
     finally:
         conn.close()
         if not finished:
@@ -95,6 +122,8 @@ def isolated_iter(path: str | Path, fn: Callable[..., Iterator], *args, **kwargs
             except ProcessLookupError:
                 pass
         _, status = os.waitpid(pid, 0)
+    if stalled:
+        return max(received, skip)
     # the pipe closed without an answer: the child died
     raise DecoderCrashError(f"the decoder crashed on this file ({_signal_name(status)}); it is corrupt",
                             path, "re-encode or re-download the file")

@@ -379,3 +379,30 @@ def test_mix_flac_outputs_are_skipped_when_done(tiny_weights, tmp_path):
     assert _invoke(*args).exit_code == 0
     r = _invoke(*args)
     assert r.exit_code == 0 and "0 separated, 1 skipped" in r.output, r.output
+
+
+def test_a_stuck_decoder_child_is_restarted(tmp_path, monkeypatch):
+    """A child that stops sending (a lock inherited at fork) is killed and started again, skipping what was
+    already received; one stuck every time is an error, not a hang."""
+    import time
+
+    from avsplit import isolation
+
+    monkeypatch.setattr(isolation, "STALL_SECONDS", 1.0)
+    marker = tmp_path / "stuck-once"
+
+    def sticky(n):
+        for i in range(n):
+            if i == 2 and not marker.exists():
+                marker.write_text("x")
+                time.sleep(30)
+            yield i
+
+    assert list(isolation.isolated_iter(tmp_path / "a.mp4", sticky, 4)) == [0, 1, 2, 3]
+
+    def stuck():
+        yield 0
+        time.sleep(30)
+
+    with pytest.raises(DecoderCrashError, match="stopped responding"):
+        list(isolation.isolated_iter(tmp_path / "b.mp4", stuck))
