@@ -41,6 +41,18 @@ def _child(conn: Connection, fn: Callable[..., Iterator], args: tuple, kwargs: d
         return 0
 
 
+def _die_with_parent() -> None:
+    """Linux: the child is killed when its parent dies (no orphan decoder left behind a killed run)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _signal_name(status: int) -> str:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -87,6 +99,7 @@ def _one_child(path, fn, args, kwargs, skip: int) -> Iterator:
             os.close(read_fd)
             faulthandler.disable()  # a crash is reported by the parent, in one line
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent()
             code = _child(Connection(write_fd, readable=False), fn, args, kwargs)
         finally:
             os._exit(code)
