@@ -66,11 +66,11 @@ def data(
                          yt_format=yt_format or DEFAULT_FORMAT, retry_unavailable=retry_unavailable)
 
 
-def print_models() -> None:
-    """Print the registry of shipped weights as a table."""
+def print_models(as_json: bool = False) -> None:
+    """Print the registry of shipped weights on stdout (text readable at 80 columns, or JSON)."""
     from avsplit.registry import print_registry
 
-    print_registry()
+    print_registry(as_json=as_json)
 
 
 def train(
@@ -148,6 +148,8 @@ class BatchSummary:
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     """``(path, one-line reason)`` pairs."""
+    ignored: list = field(default_factory=list)
+    """Files in input folders that are not videos (by extension), e.g. audio-only files."""
 
 
 def separate(
@@ -179,8 +181,7 @@ def separate(
     """
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError
-    from avsplit.files import ensure_dir, find_videos
-    from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
+    from avsplit.files import check_output_dir, clean_stale_temporaries, find_videos, remove_if_empty
 
     if fmt not in ("wav", "flac"):
         raise ConfigError(f"unknown format {fmt!r}", fix="use wav or flac")
@@ -192,23 +193,42 @@ def separate(
         raise ConfigError(f"unknown --channels {channels!r}", fix="use input (the video's own) or mono")
     if sample_rate is not None and not 1000 <= sample_rate <= 384000:
         raise ConfigError(f"--sr {sample_rate} is out of range", fix="give a rate between 1000 and 384000 Hz")
-    mono = channels == "mono"
-    out = ensure_dir(out)
-    model, meta, path = load_model(weights, device, flow_backend)
-    engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
+    if mix and not 2 <= len(inputs) <= 4:
+        raise ConfigError("--mix takes 2 to 4 solo videos")
+    # inputs and the output folder are checked before torch and the model load (seconds)
     summary = BatchSummary()
-    if mix:
-        if not 2 <= len(inputs) <= 4:
-            raise ConfigError("--mix takes 2 to 4 solo videos")
-        result = separate_mix([Path(p) for p in inputs], out, engine, overlap=overlap, fmt=fmt,
-                              sample_rate=sample_rate, mono=mono, overwrite=overwrite)
-        (summary.skipped if result.skipped else summary.done).append(result.folder)
-        return summary
-    videos = find_videos(inputs)
+    videos = find_videos(inputs, ignored=summary.ignored)
     if not videos:
         raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
+    created = check_output_dir(out)
+    clean_stale_temporaries(out)
+    try:
+        _separate_batch(videos, Path(out), summary, mix=mix, weights=weights, flow_backend=flow_backend, device=device,
+                        jobs=jobs, sources=sources, grid=grid, boxes=boxes, overlap=overlap, fmt=fmt,
+                        sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch)
+    finally:
+        if created:
+            remove_if_empty(out)  # every input failed: no empty output folder is left behind
+    return summary
+
+
+def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, flow_backend, device, jobs, sources, grid,
+                    boxes, overlap, fmt, sample_rate, mono, overwrite, batch) -> None:
+    """The work of :func:`separate` once its inputs are known to exist."""
+    from avsplit import media
+    from avsplit.console import error_line, make_progress
+    from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
+
+    model, meta, path = load_model(weights, device, flow_backend)
+    engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
+    if mix:
+        with media.isolated_decoding():
+            result = separate_mix(videos, out, engine, overlap=overlap, fmt=fmt, sample_rate=sample_rate, mono=mono,
+                                  overwrite=overwrite)
+        (summary.skipped if result.skipped else summary.done).append(result.folder)
+        return
     spec = RegionSpec(num_sources=sources, grid=grid, boxes=boxes)
-    with make_progress() as progress:
+    with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("separating", total=len(videos), status="")
         for video, result, error in separate_videos(videos, out, engine, regions=spec, overlap=overlap, fmt=fmt,
                                                     sample_rate=sample_rate, mono=mono, overwrite=overwrite, jobs=jobs,
@@ -219,7 +239,6 @@ def separate(
             else:
                 (summary.skipped if result.skipped else summary.done).append(result.folder)
             progress.update(task, advance=1, status=video.name)
-    return summary
 
 
 def evaluate(
@@ -297,9 +316,32 @@ def localize(
     moves in time with the sound). Existing outputs are skipped unless ``overwrite``; a file that
     fails gets one error line and the batch goes on.
     """
+    from avsplit.errors import AvsplitError
+    from avsplit.files import check_output_dir, clean_stale_temporaries, find_videos, remove_if_empty
+
+    # inputs and the output folder are checked before torch and the model load (seconds)
+    summary = BatchSummary()
+    videos = find_videos(inputs, ignored=summary.ignored)
+    if not videos:
+        raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
+    created = check_output_dir(out)
+    clean_stale_temporaries(out)
+    try:
+        _localize_batch(videos, Path(out), summary, method=method, weights=weights, flow_backend=flow_backend,
+                        device=device, maps=maps, per_source=per_source, alpha=alpha, colormap=colormap, hop=hop,
+                        map_rate=map_rate, overwrite=overwrite, batch=batch)
+    finally:
+        if created:
+            remove_if_empty(out)  # every input failed: no empty output folder is left behind
+    return summary
+
+
+def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights, flow_backend, device, maps, per_source,
+                    alpha, colormap, hop, map_rate, overwrite, batch) -> None:
+    """The work of :func:`localize` once its inputs are known to exist."""
+    from avsplit import media
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
-    from avsplit.files import ensure_dir, find_videos
     from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
     from avsplit.onsets import OnsetSettings
 
@@ -314,18 +356,13 @@ def localize(
     OverlayRenderer(colormap, alpha)  # checks --alpha
     settings = ModelMapSettings(hop=hop, batch=batch, **({"map_rate": map_rate} if map_rate else {}))
     onset_settings = OnsetSettings(**({"map_rate": map_rate} if map_rate else {}))
-    videos = find_videos(inputs)
-    if not videos:
-        raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
-    out = ensure_dir(out)
     engine = None
     if method == "model":
         from avsplit.separation import SeparationEngine
 
         model, _, _ = load_model(weights, device, flow_backend)
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
-    summary = BatchSummary()
-    with make_progress() as progress:
+    with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("localizing", total=len(videos), status="")
         stems: dict[str, Path] = {}
         for video in videos:
@@ -346,4 +383,3 @@ def localize(
             else:
                 (summary.skipped if result.skipped else summary.done).append(result.files[0])
             progress.advance(task)
-    return summary

@@ -96,6 +96,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise CheckpointError("checkpoint weights are corrupt", path, "re-download or re-train it") from exc
+    broken = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise CheckpointError(f"has non-finite weights (NaN or infinity) in {len(broken)} tensors, e.g. {broken[0]}",
+                              path, "the training run diverged or the file is damaged; use an earlier checkpoint or re-train")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

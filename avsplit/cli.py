@@ -11,6 +11,24 @@ from avsplit import __version__
 from avsplit.console import configure, console, error_line
 from avsplit.errors import AvsplitError
 
+def _flags_show_no_type() -> None:
+    """Typer shows every option's type, flags too (``--overwrite <bool>``), which reads as if the flag took
+    a value. Flags are shown bare, as in click."""
+    from typer import core
+
+    show = getattr(core.TyperOption, "display_type_rich", None)
+    if show is None or getattr(show, "_avsplit", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else show(self, ctx)
+
+    display_type_rich._avsplit = True
+    core.TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     name="avsplit",
     help="Separate the sound of a video into one track per visible source, and show where each sound comes from.",
@@ -52,9 +70,14 @@ def _run(fn, *args, **kwargs):
 
 
 def _report_batch(summary, verb: str, out: Path) -> None:
-    """One closing line for a batch command; exit code 1 when any input failed."""
-    console.print(f"{len(summary.done)} {verb}, {len(summary.skipped)} skipped (outputs exist), "
-                  f"{len(summary.failed)} failed; outputs in {out}")
+    """One closing line for a batch command (not with -q); exit code 1 when any input failed."""
+    from avsplit.console import is_quiet
+
+    if not is_quiet():
+        ignored = getattr(summary, "ignored", [])
+        extra = f", {len(ignored)} not videos ({', '.join(sorted({p.suffix or p.name for p in ignored}))})" if ignored else ""
+        console.print(f"{len(summary.done)} {verb}, {len(summary.skipped)} skipped (outputs exist), "
+                      f"{len(summary.failed)} failed{extra}; outputs in {out}")
     if summary.failed:
         raise typer.Exit(1)
 
@@ -216,7 +239,11 @@ def train(
         train_overrides=train_overrides, backbone_weights=backbone_weights, cache_dir=cache, device=device,
         jobs=jobs, resume=resume, init=init, motion_overrides=motion_overrides,
     )
-    console.print(f"trained {summary.steps} steps in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
+    if quiet:
+        return
+    run = summary.steps if summary.steps_run is None else summary.steps_run
+    reached = f" (the run is at step {summary.steps})" if run != summary.steps else ""
+    console.print(f"trained {run} steps{reached} in {summary.seconds:.0f} s ({summary.clips_per_s:.2f} clips/s); "
                   f"best validation SDR {summary.best_val_sdr:.2f} dB; checkpoints in {summary.run}")
 
 
@@ -231,7 +258,7 @@ def evaluate(
     same_category: bool = typer.Option(False, "--same-category/--different-category", help="Allow mixtures of one category."),
     wild: bool = typer.Option(True, "--wild/--no-wild", help="Also separate multi-source videos that have ground truth."),
     localization: bool = typer.Option(True, "--localization/--no-localization", help="Also score both localize methods where the truth has boxes."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and items as JSON."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and items as JSON to this file, or to stdout with --json - (then the table is not printed)."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per mixture as CSV."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown report."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for an HTML page per mixture (audio, spectrograms, masks, frames)."),
@@ -247,7 +274,7 @@ def evaluate(
     configure(quiet, verbose)
     _run(api.evaluate, data, weights=weights, flow_backend=flow_backend, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
          same_category=same_category, wild=wild, localization=localization, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
-         report_dir=report, show=True, count=count, by_domain=by_domain)
+         report_dir=report, show=str(json_path) != "-", count=count, by_domain=by_domain)
 
 
 @app.command()
@@ -315,14 +342,15 @@ def data(
 
 @app.command()
 def models(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON instead of text."),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ) -> None:
-    """List shipped and registered weights with their configuration and measured scores."""
+    """List shipped and registered weights with their configuration and measured scores (on stdout)."""
     from avsplit import api
 
     configure(quiet, verbose)
-    _run(api.print_models)
+    _run(api.print_models, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 #: All human-facing output goes to stderr, so stdout stays free for machine-readable results.
 console = Console(stderr=True, highlight=False)
+#: Results a user asked for (tables of `models`, `evaluate`) go to stdout.
+stdout_console = Console(highlight=False)
 log = logging.getLogger("avsplit")
 
 _state = {"quiet": False}

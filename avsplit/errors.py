@@ -14,6 +14,10 @@ class AvsplitError(Exception):
         self.fix = fix
         super().__init__(self._line())
 
+    def __reduce__(self):
+        # keeps the path and the fix when an error crosses a process boundary
+        return (type(self), (self.reason, self.path, self.fix))
+
     def _line(self) -> str:
         parts = []
         if self.path is not None:
@@ -35,6 +39,10 @@ class UnreadableMediaError(MediaError):
 
 class EmptyMediaError(MediaError):
     """Zero bytes, or streams with zero duration / no decodable content."""
+
+
+class DecoderCrashError(UnreadableMediaError):
+    """The native decoder crashed (a signal) on the file: it is corrupt in a way FFmpeg does not survive."""
 
 
 class NoVideoStreamError(MediaError):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,7 +42,7 @@ import torch
 
 from avsplit import media
 from avsplit.breakdown import add_breakdowns, join_domains, markdown_lines, match_tracks, read_domain
-from avsplit.console import console, error_line, make_progress, warn_line
+from avsplit.console import error_line, make_progress, stdout_console, warn_line
 from avsplit.data.scan import VideoItem, load_dataset
 from avsplit.errors import AvsplitError, MediaError
 from avsplit.files import atomic_path
@@ -417,7 +418,9 @@ def print_table(summary: dict[str, Any], title: str = "avsplit evaluate") -> Non
 
     table = Table(title=title)
     for col in ("protocol", "method", "n", "SDR", "SIR", "SAR", "NSDR", "SDR median"):
-        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left")
+        # names fold onto more lines instead of being cut off; numbers stay whole
+        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left",
+                         overflow="fold", no_wrap=col not in ("protocol", "method", "SDR median"))
     for key, entry in summary.items():
         for method in METHODS:
             if method not in entry:
@@ -427,7 +430,7 @@ def print_table(summary: dict[str, Any], title: str = "avsplit evaluate") -> Non
                           f"{m['sdr']['median']:.2f}")
         if entry["skipped"]:
             table.add_row(key, f"[dim]{entry['skipped']} skipped (silent references or unreadable)[/dim]", "", "", "", "", "", "")
-    console.print(table)
+    stdout_console.print(table)
     _print_localization_table(summary)
 
 
@@ -457,11 +460,11 @@ def _print_localization_table(summary: dict[str, Any]) -> None:
         return
     table = Table(title="localization (frames pooled)")
     for col in ("protocol", "method", "videos", "frames", "cIoU", "cIoU@0.5", "AUC"):
-        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left")
+        table.add_column(col, justify="right" if col not in ("protocol", "method") else "left", overflow="fold")
     for key, method, m in rows:
         table.add_row(key, method, str(m["videos"]), str(m["frames"]), f"{m['ciou']:.3f}", f"{m['ciou50']:.3f}",
                       f"{m['auc']:.3f}")
-    console.print(table)
+    stdout_console.print(table)
 
 
 def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict[str, Any],
@@ -470,8 +473,12 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
     if json_path:
         payload = {"meta": meta, "summary": summary,
                    "items": [{**r, "per_source": it.per_source} for r, it in zip(rows, items)]}
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(payload, indent=2))
+        text = json.dumps(payload, indent=2)
+        if str(json_path) == "-":  # --json -: to stdout
+            sys.stdout.write(text + "\n")
+        else:
+            with atomic_path(json_path) as tmp:
+                tmp.write_text(text)
     if csv_path:
         fields: list[str] = []
         for r in rows:

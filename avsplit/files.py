@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -30,29 +34,54 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+#: Words a user may write after a flag (``--overwrite true``) that then arrive as an input path.
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+#: Name of the temporaries :func:`atomic_path` writes: ``.<stem>.<random>.part<suffix>``.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)?$")
+#: A temporary untouched for this long was left by a run that was killed (kill -9, power loss).
+STALE_SECONDS = 600.0
+
+
+def _missing(path: Path) -> AvsplitError:
+    """The error for an input that cannot be opened: missing, a looping or dangling link, a flag's value."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return AvsplitError("is a symbolic link that loops (it points back to itself)", path, "fix or remove the link")
+            return AvsplitError("is a symbolic link to a file that does not exist", path, "fix or remove the link")
+    if str(path).lower() in _FLAG_VALUES:
+        return AvsplitError("no such file or directory", path,
+                            "flags take no value: write --overwrite, not --overwrite true")
+    return AvsplitError("no such file or directory", path, "check the path")
+
+
+def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> list[Path]:
     """Expand files and directories into a sorted, de-duplicated list of video paths.
 
     Directories are searched recursively for files with a known video extension (hidden files
-    and folders are skipped); files given explicitly are kept whatever their extension.
-    A path that does not exist raises :class:`AvsplitError`.
+    and folders are skipped; the other files are appended to ``ignored`` when given, so that a
+    summary can say so); files given explicitly are kept whatever their extension. A path
+    that does not exist raises :class:`AvsplitError`.
     """
     found: list[Path] = []
     seen: set[Path] = set()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            candidates = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in VIDEO_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            visible = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
+            candidates = [p for p in visible if p.suffix.lower() in VIDEO_EXTENSIONS]
+            if ignored is not None:
+                ignored.extend(p for p in visible if p.suffix.lower() not in VIDEO_EXTENSIONS)
         elif path.exists():
             candidates = [path]
         else:
-            raise AvsplitError("no such file or directory", path, "check the path")
+            raise _missing(path)
         for p in candidates:
             key = p.resolve()
             if key not in seen:
@@ -72,6 +101,7 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     final = Path(final)
     ensure_dir(final.parent)
     suffix = final.suffix if suffix is None else suffix
+    _remove_stale(final.parent.glob(f".{glob.escape(final.stem)}.*.part{glob.escape(suffix)}"), 60.0)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{suffix}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -98,3 +128,47 @@ def ensure_dir(path: str | Path) -> Path:
     if not os.access(path, os.W_OK):
         raise OutputError("folder is not writable", path, "choose a writable output folder or fix its permissions")
     return path
+
+
+def check_output_dir(path: str | Path) -> bool:
+    """Raise :class:`OutputError` unless ``path`` is (or can be created as) a writable folder; it is
+    not created here. Returns whether it does not exist yet (the caller creates it on first write)."""
+    path = Path(path)
+    if path.exists():
+        ensure_dir(path)
+        return False
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError("cannot create folder: a file is in the way", path, "choose another output folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create folder ({parent} is not writable)", path, "choose a writable output folder")
+    return True
+
+
+def remove_if_empty(path: str | Path) -> None:
+    """Remove ``path`` if it is an empty folder (and nothing else)."""
+    with contextlib.suppress(OSError):
+        Path(path).rmdir()
+
+
+def _remove_stale(paths: Iterable[Path], max_age: float) -> int:
+    removed = 0
+    now = time.time()
+    for p in paths:
+        with contextlib.suppress(OSError):
+            if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink() and now - p.stat().st_mtime > max_age:
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def clean_stale_temporaries(folder: str | Path, max_age: float = STALE_SECONDS) -> int:
+    """Delete temporaries of :func:`atomic_path` (``.<stem>.<random>.part<ext>``) in ``folder`` and its
+    sub-folders that nobody has written for ``max_age`` seconds: what a killed run left. Returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    candidates = list(folder.glob(".*.part*")) + list(folder.glob("*/.*.part*"))
+    return _remove_stale(candidates, max_age)

@@ -737,6 +737,9 @@ def localize_video(
         raise ConfigError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
     if per_source and method != "model":
         raise ConfigError("--per-source needs --method model (the onsets method does not tell sources apart)")
+    for target in (video_out, maps_out) if maps else (video_out,):
+        if target.is_dir():
+            raise AvsplitError("is a folder where the output file should go", target, "remove or rename it, or use another -o")
     if not overwrite and video_out.exists() and (not maps or maps_out.exists()):
         return LocalizeResult(path, [video_out] + ([maps_out] if maps else []), skipped=True)
     with contextlib.suppress(OSError):

@@ -70,6 +70,8 @@ _TRUNCATION_TOLERANCE = 0.5
 _AUDIO_PREROLL = 0.25
 # read_frames decodes forward instead of seeking when the next time is at most this far ahead.
 _SEEK_GAP = 2.0
+# More channels than any real layout FFmpeg writes (22.2 has 24): a frame claiming more is corrupt.
+_MAX_CHANNELS = 64
 # Consecutive demuxer errors after which the data is taken to stop there.
 _MAX_DEMUX_FAILURES = 20
 # Times within this of a frame's timestamp count as that frame (float rounding of timestamps);
@@ -231,10 +233,75 @@ def _check_decodable(stream, path: Path, kind: str) -> None:
         )
 
 
-# ------------------------------------------------------------------------------------- probe
+# ------------------------------------------------------------------------- crash isolation
+
+_isolation = {"on": False}
+
+
+@contextlib.contextmanager
+def isolated_decoding() -> Iterator[None]:
+    """Within this block, :func:`probe`, :func:`iter_audio` (and :func:`read_audio`),
+    :func:`iter_frames` and :func:`read_frames` decode in a forked child process
+    (:mod:`avsplit.isolation`): a native decoder that crashes on a corrupt file raises
+    :class:`~avsplit.errors.DecoderCrashError` for that file instead of killing the process."""
+    before = _isolation["on"]
+    _isolation["on"] = True
+    try:
+        yield
+    finally:
+        _isolation["on"] = before
+
+
+def _in_child(fn, *args, **kwargs) -> Iterator:
+    _isolation["on"] = False  # the child decodes in-process
+    result = fn(*args, **kwargs)
+    if isinstance(result, Iterator):
+        yield from result
+    else:
+        yield result
+
+
+def _guarded(path, fn, *args, **kwargs) -> Iterator:
+    from avsplit.isolation import isolated_iter
+
+    return isolated_iter(path, _in_child, fn, *args, **kwargs)
 
 
 def probe(path: str | Path) -> MediaInfo:
+    """See :func:`_probe_here` (in a child process inside :func:`isolated_decoding`)."""
+    if _isolation["on"]:
+        return next(_guarded(path, _probe_here, path))
+    return _probe_here(path)
+
+
+def iter_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration: float | None = None,
+               mono: bool = True) -> Iterator[np.ndarray]:
+    """See :func:`_iter_audio_here` (in a child process inside :func:`isolated_decoding`)."""
+    if _isolation["on"]:
+        return _guarded(path, _iter_audio_here, path, sample_rate, start, duration, mono)
+    return _iter_audio_here(path, sample_rate, start, duration, mono)
+
+
+def iter_frames(path: str | Path, fps: float | None = None, start: float = 0.0, duration: float | None = None,
+                short_side: int | None = None, size: tuple[int, int] | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """See :func:`_iter_frames_here` (in a child process inside :func:`isolated_decoding`)."""
+    if _isolation["on"]:
+        return _guarded(path, _iter_frames_here, path, fps, start, duration, short_side, size)
+    return _iter_frames_here(path, fps, start, duration, short_side, size)
+
+
+def read_frames(path: str | Path, times: Sequence[float], short_side: int | None = None,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """See :func:`_read_frames_here` (in a child process inside :func:`isolated_decoding`)."""
+    if _isolation["on"]:
+        return next(_guarded(path, _read_frames_here, path, times, short_side, size))
+    return _read_frames_here(path, times, short_side, size)
+
+
+# ------------------------------------------------------------------------------------- probe
+
+
+def _probe_here(path: str | Path) -> MediaInfo:
     """Streams, duration, frame rate (variable-rate aware), size and audio layout of a file.
 
     Raises :class:`EmptyMediaError` for a zero-byte file or one with no duration,
@@ -402,6 +469,9 @@ class _StreamReader:
         self.packets = 0  # packets of the stream sent to the decoder (tests count them)
         self.frames_decoded = 0
         self.decode_errors = 0
+        # What the stream declares, before any (possibly corrupt) packet can change the decoder's state.
+        self.channels = (stream.codec_context.channels or 0) if stream.type == "audio" else 0
+        self.bad_frames = 0  # decoded frames whose layout contradicts the stream's (corrupt data)
 
     # ---- positioning
     def frame_time(self, frame) -> float | None:
@@ -488,6 +558,15 @@ class _StreamReader:
                 ) from exc
             return
         for frame in frames:
+            if self.stream.type == "audio" and not _sane_audio_frame(frame, self.channels):
+                # A corrupt packet can decode to a frame of dozens of channels with planes that do
+                # not match them; converting it crashes PyAV, and the decoder stays in that state.
+                self.bad_frames += 1
+                t = self.frame_time(frame)
+                where = f" at {t:.2f} s" if t is not None else ""
+                raise UnreadableMediaError(
+                    f"its audio stream is corrupt{where} (a frame decodes as {_frame_layout(frame)} where the "
+                    f"stream declares {self.channels or 'no'})", self.path, _FIX_UNREADABLE)
             self.frames_decoded += 1
             yield frame
 
@@ -515,6 +594,29 @@ class _StreamReader:
             where += f" ({self.failure})"
         fix = _FIX_TRUNCATED + (f" (only 0-{stop:.2f} s can be read)" if stop else "")
         raise TruncatedMediaError(f"is truncated: {where}", self.path, fix)
+
+
+def _sane_audio_frame(frame, channels: int) -> bool:
+    """Whether a decoded audio frame's layout agrees with the stream's ``channels`` (0: unknown) and
+    with itself (one plane per channel when planar, one plane when packed), and holds samples."""
+    try:
+        count = frame.layout.nb_channels
+        planes = len(frame.planes)
+        planar = frame.format.is_planar
+        samples, rate = frame.samples, frame.sample_rate
+    except (ValueError, AttributeError, av.error.FFmpegError):
+        return False
+    if count < 1 or count > _MAX_CHANNELS or (channels and count != channels):
+        return False
+    return planes == (count if planar else 1) and samples > 0 and rate > 0
+
+
+def _frame_layout(frame) -> str:
+    try:
+        count = frame.layout.nb_channels
+    except (ValueError, AttributeError, av.error.FFmpegError):
+        return "an unreadable layout"
+    return f"{count} channel{'' if count == 1 else 's'}"
 
 
 def _frames_at(reader: _StreamReader, t: float, lead: float = 0.0) -> Iterator:
@@ -590,7 +692,7 @@ def _channels_of(path: Path) -> int:
         return (stream.codec_context.channels or 1) if stream is not None else 1
 
 
-def iter_audio(
+def _iter_audio_here(
     path: str | Path,
     sample_rate: int,
     start: float = 0.0,
@@ -939,7 +1041,7 @@ def _open_video(container, path: Path):
     return stream
 
 
-def iter_frames(
+def _iter_frames_here(
     path: str | Path,
     fps: float | None = None,
     start: float = 0.0,
@@ -1035,7 +1137,7 @@ def _frame_period(frame) -> float | None:
     return None
 
 
-def read_frames(
+def _read_frames_here(
     path: str | Path,
     times: Sequence[float],
     short_side: int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,22 +111,31 @@ def _verified(model: RegisteredModel) -> Path:
     return path
 
 
-def print_registry() -> None:
-    from rich.table import Table
+def print_registry(as_json: bool = False) -> None:
+    """The registry on stdout: one block per model (wrapped to the terminal, 80 columns when piped), or JSON."""
+    import dataclasses
+    import textwrap
 
-    from avsplit.console import console
+    from avsplit.console import stdout_console
 
     registry = load_registry()
-    if not registry:
-        console.print(f"No weights are registered yet ({weights_dir() / REGISTRY_FILE}).")
+    if as_json:
+        entries = [{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(m).items()} for m in registry]
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
-    table = Table(title="avsplit models")
-    for col in ("name", "preset", "file", "scores", "description"):
-        table.add_column(col)
+    if not registry:
+        stdout_console.print(f"No weights are registered yet ({weights_dir() / REGISTRY_FILE}).")
+        return
+    width = max(40, stdout_console.width)
+    lines = []
     for m in registry:
-        scores = ", ".join(f"{k} {v}" for k, v in m.scores.items())
-        table.add_row(m.name + (" (default)" if m.default else ""), m.preset, m.file, scores, m.description)
-    console.print(table)
+        lines.append(m.name + (" (default)" if m.default else ""))
+        lines.append(f"  preset: {m.preset}   file: {m.file}")
+        lines.extend(textwrap.wrap(m.description, width, initial_indent="  ", subsequent_indent="  "))
+        for k, v in m.scores.items():
+            lines.extend(textwrap.wrap(f"{k}: {v}", width, initial_indent="  - ", subsequent_indent="    "))
+        lines.append("")
+    stdout_console.print("\n".join(lines).rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def register_model(

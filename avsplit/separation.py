@@ -410,9 +410,17 @@ def find_regions(
     else:
         sal, z = saliency(raw)
     h, w = sal.shape
+    whole = [0.0, 0.0, float(video_size[0]), float(video_size[1])]
     if float(np.abs(audio).max()) < 1e-4:
         warn_line(f"{path}: the audio is silent; writing one silent source")
-        return [Region(np.ones((h, w), bool), [0.0, 0.0, float(video_size[0]), float(video_size[1])], 0.0, "silent")]
+        return [Region(np.ones((h, w), bool), whole, 0.0, "silent")]
+    sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)  # a 1-pixel grid has no spread
+    if not float(sal.max()) > 1e-6:
+        # nothing moves or stands out (a still picture with sound, a tiny video): one source, the whole picture
+        if num_sources and num_sources > 1:
+            warn_line(f"{path}: nothing in the picture moves or stands out, so its sources cannot be told apart; "
+                      f"writing one source instead of {num_sources}")
+        return [Region(np.ones((h, w), bool), whole, 1.0, "whole picture")]
     from avsplit.counting import choose_regions
 
     if features is not None:
@@ -638,6 +646,9 @@ def separate_videos(
         return _VideoJob(path, folder, info, found, stems, target, names, known)
 
     def finish(job: _VideoJob) -> SeparateResult:
+        if not all(math.isfinite(r.confidence) and all(map(math.isfinite, r.box)) for r in job.regions):
+            raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
+                               "check the weights: they may come from a diverged training run")
         job.stems.close()
         sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
                     "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
@@ -646,7 +657,7 @@ def separate_videos(
                 "model_sample_rate": cfg.audio.sample_rate, "duration": job.info.duration, "weights": weights_name,
                 "residual": f"residual.{fmt}", "sources": sources}
         with atomic_path(job.folder / "sources.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2))
+            tmp.write_text(json.dumps(meta, indent=2, allow_nan=False))  # never invalid JSON (NaN)
         files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
         return SeparateResult(job.folder, files, sources)
 
@@ -665,7 +676,9 @@ def separate_videos(
                         flush()
                 elif kind == "end":
                     flush()
-                    yield todo[vid], finish(jobs_by_id.pop(vid)), None
+                    result = finish(jobs_by_id[vid])
+                    del jobs_by_id[vid]
+                    yield todo[vid], result, None
                 else:
                     raise AvsplitError(msg["message"])
             except AvsplitError as exc:
@@ -731,7 +744,7 @@ def separate_mix(
     if len(set(stems)) != len(stems):
         raise ConfigError("the --mix inputs need distinct file names (their stems name the outputs)")
     folder = out / "+".join(stems)
-    if (folder / "mixture.wav").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
+    if (folder / f"mixture.{fmt}").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
         return SeparateResult(folder, skipped=True)
     streams = [WindowStream(p, engine.model, overlap) for p in paths]
     shortest = min(streams, key=lambda s: s.total)

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile
 
 from avsplit.chunking import OverlapAdd, Window
-from avsplit.errors import OutputError
+from avsplit.errors import AvsplitError, OutputError
 from avsplit.files import atomic_path
 
 
@@ -44,6 +44,9 @@ class StreamingWavWriter:
         """Append ``(channels, n)`` (or ``(n,)``) samples."""
         samples = np.asarray(samples, dtype=np.float32)
         samples = samples[None] if samples.ndim == 1 else samples
+        if not np.isfinite(samples).all():
+            raise AvsplitError("the model gave non-finite audio (NaN or infinity) for this output", self.path,
+                               "check the weights: they may come from a diverged training run")
         if self._file is None:
             self.channels = samples.shape[0]
             self._file = self._open(self.channels)

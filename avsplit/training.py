@@ -334,6 +334,8 @@ class TrainSummary:
     seconds: float
     clips_per_s: float
     losses: list[float]
+    steps_run: int | None = None
+    """Steps this call trained (``steps`` is the step the run reached, counting a resumed run's earlier ones)."""
 
 
 def _dist_env() -> tuple[int, int, int]:
@@ -473,6 +475,8 @@ def train(
 
     val_sampler = MixSampler(val_videos, cfg, seed=10_000 + tcfg.seed, augment=NO_AUGMENT)
     log_path = out / "log.csv"
+    if rank == 0:
+        _trim_csv(log_path, step)  # rows of steps after the checkpoint are redone: no duplicates
     writer = _TensorBoard(out) if rank == 0 else None
 
     losses: list[float] = []
@@ -531,7 +535,7 @@ def train(
         torch.distributed.barrier()
     return TrainSummary(out, step, best, out / "last.safetensors",
                         out / "best.safetensors" if (out / "best.safetensors").exists() else None,
-                        seconds, clips / max(seconds, 1e-9), losses)
+                        seconds, clips / max(seconds, 1e-9), losses, steps_here)
 
 
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> int:
@@ -551,6 +555,21 @@ def init_from_checkpoint(model: nn.Module, path: str | Path) -> int:
 
 def _summary(step: int, best: float, tcfg: TrainConfig, data) -> dict[str, Any]:
     return {"step": step, "best_val_sdr": best, "train": to_dict(tcfg), "data": str(data)}
+
+
+def _trim_csv(path: Path, step: int) -> None:
+    """Drop the rows of ``log.csv`` after ``step`` (written before a resumed run was stopped)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(keep) == len(rows):
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

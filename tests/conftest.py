@@ -70,3 +70,29 @@ def make_bad_batch(folder: Path, good_video: Path) -> Path:
     (folder / "notes.mp4").write_text("not a video")
     (folder / "good clip \u00e9.mp4").write_bytes(good_video.read_bytes())
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_motion_weights(tmp_path_factory):
+    """A checkpoint of an untrained ``tiny-motion`` model (seeded): sources are what moves."""
+    import torch
+
+    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models import build_model, preset
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("wm") / "tiny-motion.safetensors"
+    return save_checkpoint(path, build_model(preset("tiny-motion")).eval())
+
+
+def write_still_video(path: Path, seconds: float = 2.0, size: tuple[int, int] = (160, 120), sample_rate: int = 22050) -> Path:
+    """A still picture (the same frame throughout) with a sine tone: an album-art upload."""
+    w, h = size
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 200
+    with media.VideoWriter(path, fps=24, width=w, height=h, audio=tone, audio_rate=sample_rate) as writer:
+        for _ in range(int(round(seconds * 24))):
+            writer.write(frame)
+    return path

@@ -205,6 +205,9 @@ def test_separate_uses_the_mask_refiner(synth_set, tmp_path):
     torch.manual_seed(0)
     refined = build_model(preset("tiny-motion", refiner=4)).eval()
     torch.nn.init.normal_(refined.refiner.out.weight, std=0.5)
+    # a correction far above float rounding on any CPU (AVX-512, bf16 or not): every logit moves down by
+    # about 30, so the refined masks are nearly closed where the plain ones are not
+    torch.nn.init.constant_(refined.refiner.out.bias, -30.0)
     plain = build_model(preset("tiny-motion")).eval()
     plain.load_state_dict({k: v for k, v in refined.state_dict().items() if not k.startswith("refiner.")})
     duet = next((synth_set / "duets").glob("*.mp4"))
@@ -220,7 +223,8 @@ def test_separate_uses_the_mask_refiner(synth_set, tmp_path):
         residual = sf.read(folder / "residual.wav")[0]
         np.testing.assert_allclose(s1 + s2 + residual, media.read_audio(duet, rate)[: len(s1)], atol=3e-3)
         tracks[name] = s1
-    assert not np.allclose(tracks["refined"], tracks["plain"], atol=1e-3)
+    change = np.linalg.norm(tracks["refined"] - tracks["plain"]) / max(np.linalg.norm(tracks["plain"]), 1e-9)
+    assert change > 0.2, change  # the refiner changes the track, by far more than rounding could
     a, b = sorted((synth_set / "solos").rglob("*.mp4"))[:2]
     r = _invoke("separate", "--mix", a, b, "-o", tmp_path / "mix", "-w", tmp_path / "refined.safetensors", "-q")
     assert r.exit_code == 0, r.output

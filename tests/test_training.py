@@ -143,3 +143,16 @@ def test_refiner_trains_on_top_of_a_frozen_model(tone_videos, tmp_path):
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.state_dict().items() if k.startswith("refiner.out."))
     with pytest.raises(Exception, match="nothing to train"):
         make_optimizer(start, _cfg(freeze=("base",)))
+
+
+def test_resume_after_a_stop_has_no_duplicate_log_rows(tone_videos, tmp_path):
+    """Stopped after step 3 (checkpoint at 2), resumed: step 3 is redone and logged once; the summary
+    says how many steps this call trained."""
+    cfg = _cfg(steps=6, val_every=100, checkpoint_every=2, log_every=1)
+    run = tmp_path / "r"
+    first = train(tone_videos, run, model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c", stop_after=3)
+    assert first.steps == 3
+    more = train(tone_videos, run, model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c", resume=True)
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "log.csv"))]
+    assert steps == sorted(set(steps)) and steps[-1] == 6, steps
+    assert more.steps == 6 and more.steps_run == 4

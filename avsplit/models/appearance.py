@@ -60,7 +60,12 @@ def build_resnet18(weights: str = "none") -> nn.Module:
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any loader failure is reported as a corrupt file
-        raise CheckpointError(f"cannot read backbone weights ({exc})", path, "give a ResNet-18 state dict") from exc
+        # (torch's own text is many lines and suggests weights_only=False, i.e. running the file's code)
+        pickled = "weights_only" in str(exc) or "Unsupported global" in str(exc)
+        reason = ("the file holds pickled objects other than tensors, which are not loaded (they could run code)"
+                  if pickled else "not a readable state dict (corrupt or truncated)")
+        raise CheckpointError(f"cannot read backbone weights: {reason}", path,
+                              "give a ResNet-18 state dict saved as tensors only (.pth of a state_dict, or .safetensors)") from exc
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     missing, unexpected = model.load_state_dict(state, strict=False)
