@@ -75,7 +75,8 @@ def _report_batch(summary, verb: str, out: Path) -> None:
 
     if not is_quiet():
         ignored = getattr(summary, "ignored", [])
-        extra = f", {len(ignored)} not videos ({', '.join(sorted({p.suffix or p.name for p in ignored}))})" if ignored else ""
+        kinds = ", ".join(sorted({p.suffix.lower() for p in ignored}))
+        extra = f", {len(ignored)} sound-only files passed over ({kinds})" if ignored else ""
         console.print(f"{len(summary.done)} {verb}, {len(summary.skipped)} skipped (outputs exist), "
                       f"{len(summary.failed)} failed{extra}; outputs in {out}")
     if summary.failed:

@@ -22,6 +22,9 @@ VIDEO_EXTENSIONS = frozenset(
         ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf", ".gif",
     }
 )
+#: Sound-only files: found in an input folder, they are skipped and counted in the summary (a user
+#: may have expected them to be separated); other files (notes, truth files) are passed over quietly.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff"})
 
 
 def _file_mode() -> int:
@@ -62,7 +65,7 @@ def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> li
     """Expand files and directories into a sorted, de-duplicated list of video paths.
 
     Directories are searched recursively for files with a known video extension (hidden files
-    and folders are skipped; the other files are appended to ``ignored`` when given, so that a
+    and folders are skipped; sound-only files are appended to ``ignored`` when given, so that a
     summary can say so); files given explicitly are kept whatever their extension. A path
     that does not exist raises :class:`AvsplitError`.
     """
@@ -77,7 +80,7 @@ def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> li
             )
             candidates = [p for p in visible if p.suffix.lower() in VIDEO_EXTENSIONS]
             if ignored is not None:
-                ignored.extend(p for p in visible if p.suffix.lower() not in VIDEO_EXTENSIONS)
+                ignored.extend(p for p in visible if p.suffix.lower() in AUDIO_EXTENSIONS)
         elif path.exists():
             candidates = [path]
         else:
