@@ -223,6 +223,29 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
     assert "model" in summary["wild/different-kind"] and "localization" not in summary["wild/different-kind"]
 
 
+def test_evaluate_json_stays_valid_when_scores_are_undefined(tiny_weights, synth_set, tmp_path, monkeypatch):
+    """Non-finite BSS Eval scores (a degenerate source) are reported and left out: the JSON is strict."""
+    import avsplit.metrics as metrics
+
+    real = metrics._bss
+
+    def degenerate(ref, est):  # the last source's SIR is undefined (sources of the mixtures: 0 and 1)
+        sdr, sir, sar = real(ref, est)
+        sir[-1] = np.nan
+        return sdr, sir, sar
+
+    monkeypatch.setattr(metrics, "_bss", degenerate)
+    r = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "1", "--no-localization",
+                "--json", tmp_path / "e.json", "--csv", tmp_path / "e.csv")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "e.json").read_text(), parse_constant=pytest.fail)  # no NaN / Infinity
+    mix = [i for i in data["items"] if i["protocol"] == "mix"]
+    assert mix and all("model: 1" in i["undefined_sources"] and not i["skipped"] for i in mix)
+    assert all(np.isfinite(i["model_sir"]) for i in mix)
+    assert np.isfinite(data["summary"]["mix"]["model"]["sir"]["mean"])
+    assert "scores undefined" in r.output
+
+
 def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():
     from avsplit.localization import combine_sources
 
