@@ -45,7 +45,7 @@ from avsplit.breakdown import add_breakdowns, join_domains, markdown_lines, matc
 from avsplit.console import error_line, make_progress, stdout_console, warn_line
 from avsplit.data.scan import VideoItem, load_dataset
 from avsplit.errors import AvsplitError, MediaError
-from avsplit.files import atomic_path
+from avsplit.files import atomic_path, json_text
 from avsplit.metrics import bss_eval
 from avsplit.models import AVSeparator
 from avsplit.data.motion import visual_inputs
@@ -70,6 +70,7 @@ class EvalItem:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metric -> mean over sources
     per_source: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     silent: list[int] = field(default_factory=list)
+    undefined: dict[str, list[int]] = field(default_factory=dict)  # method -> sources with non-finite scores
     skipped: str | None = None
     kind: str = ""  # for wild: "same-kind" / "different-kind"
     localization: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> ciou/ciou50/auc/frames
@@ -83,6 +84,8 @@ class EvalItem:
                                "videos": " + ".join(self.videos),
                                "categories": " + ".join(c or "?" for c in self.categories),
                                "skipped": self.skipped or "", "silent_sources": ",".join(map(str, self.silent))}
+        if self.undefined:
+            row["undefined_sources"] = "; ".join(f"{m}: {','.join(map(str, s))}" for m, s in self.undefined.items())
         for method, metrics in self.scores.items():
             for k, v in metrics.items():
                 row[f"{method}_{k}"] = round(v, 4)
@@ -196,8 +199,13 @@ def score(item: EvalItem, reference: np.ndarray, mix: np.ndarray, estimates: dic
     """Fill ``item.scores`` for every method in ``estimates``."""
     for method, est in estimates.items():
         s = bss_eval(reference, est, mix)
+        if s.undefined:
+            item.undefined[method] = s.undefined
+            warn_line(f"{item.name}: {method} scores undefined (not finite) for sources {s.undefined}; "
+                      "left out of the means")
         if not s.valid:
-            item.skipped = f"fewer than two sounding references (silent: {s.silent})"
+            item.skipped = (f"fewer than two sounding references (silent: {s.silent})" if not s.undefined
+                            else f"scores undefined (not finite) for every source of {method}")
             item.silent = s.silent
             return
         item.silent = s.silent
@@ -473,7 +481,7 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
     if json_path:
         payload = {"meta": meta, "summary": summary,
                    "items": [{**r, "per_source": it.per_source} for r, it in zip(rows, items)]}
-        text = json.dumps(payload, indent=2)
+        text = json_text(payload, indent=2)
         if str(json_path) == "-":  # --json -: to stdout
             sys.stdout.write(text + "\n")
         else:

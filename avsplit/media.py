@@ -62,6 +62,8 @@ _FIX_UNREADABLE = "check that it is a complete video file FFmpeg can play (re-do
 _FIX_TRUNCATED = "re-download or re-export it"
 # How many packets the probe inspects to decide whether the frame rate is variable.
 _VFR_PROBE_PACKETS = 240
+# Time base of frames written at their own times (VideoWriter with variable_rate): the MPEG 90 kHz clock.
+_VFR_TIME_BASE = Fraction(1, 90000)
 # Data that stops more than this before the declared end of a stream means a truncated file.
 _TRUNCATION_TOLERANCE = 0.5
 # Audio is decoded from this long before a requested window, so that the decoder (AAC overlap,
@@ -128,10 +130,15 @@ class MediaInfo:
     truncated: bool = False
     """True when the file's data stops well before the duration its index declares (a cut file):
     windows before the cut read, anything after raises :class:`TruncatedMediaError`."""
+    empty_video: bool = False
+    """True when the video stream is there but the whole (uncut) file holds no packet of it."""
 
     def require_video(self) -> "MediaInfo":
         if not self.has_video:
             raise NoVideoStreamError("has no video stream", self.path, "give a video file, not an audio-only file")
+        if self.empty_video:
+            raise EmptyMediaError("its video stream has no frames", self.path,
+                                  "re-export it with its picture, or give another video")
         return self
 
     def require_audio(self) -> "MediaInfo":
@@ -317,6 +324,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
             raise UnreadableMediaError("has no audio or video stream", path, _FIX_UNREADABLE)
         origin = _origin(container)
         durations = []
+        video_packets = None
         if container.duration is not None:
             durations.append(container.duration / av.time_base)
         info: dict = {"path": path, "has_video": vs is not None, "has_audio": astream is not None, "start_time": origin}
@@ -331,7 +339,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
                 durations.append(info["video_start"] + d)
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             info["fps"] = float(rate) if rate else None
-            info["variable_frame_rate"] = _looks_variable(container, vs)
+            info["variable_frame_rate"], video_packets = _looks_variable(container, vs)
             if vs.frames:
                 info["num_frames"] = int(vs.frames)
         if astream is not None:
@@ -351,6 +359,8 @@ def _probe_here(path: str | Path) -> MediaInfo:
             info["num_frames"] = int(round((duration - info.get("video_start", 0.0)) * info["fps"]))
         if duration and math.isfinite(duration):
             info["truncated"] = _data_stops_early(container, origin, duration)
+        # No packet at all (counted to the end of a file that is not cut), none declared either.
+        info["empty_video"] = vs is not None and video_packets == 0 and not vs.frames and not info.get("truncated")
     if not duration or duration <= 0 or not math.isfinite(duration):
         raise EmptyMediaError("has zero length", path, "re-export it; the file holds no playable content")
     if info.get("has_video") and (not info.get("width") or not info.get("height")):
@@ -364,20 +374,28 @@ def _stream_seconds(value, time_base) -> float | None:
     return float(value * time_base)
 
 
-def _looks_variable(container, stream) -> bool:
-    """True when packet timestamps of the first few seconds are not evenly spaced."""
+def _looks_variable(container, stream) -> tuple[bool, int | None]:
+    """Whether packet timestamps of the first few seconds are not evenly spaced, and how many
+    packets of ``stream`` hold data among those read (None when reading failed before the end)."""
     pts = []
+    found = 0
     packets = container.demux(stream)
     try:
         for packet in packets:
+            found += 1 if packet.size else 0
             if packet.pts is not None and packet.size:
                 pts.append(packet.pts)
             if len(pts) >= _VFR_PROBE_PACKETS:
                 break
     except (av.error.FFmpegError, OSError):
-        pass
+        found = found or None
     finally:
         packets.close()
+    return _uneven(pts), found
+
+
+def _uneven(pts: list[int]) -> bool:
+    """Whether timestamps (in any order) are not evenly spaced."""
     if len(pts) < 3:
         return False
     deltas = np.diff(np.sort(np.asarray(pts, dtype=np.int64)))
@@ -1225,7 +1243,10 @@ class VideoWriter:
     held in memory. Copied audio keeps its timing relative to the start of its file, the same
     origin :func:`iter_frames` uses, so frames taken from that file stay in sync. Audio and video
     are interleaved as frames are written; audio past the end of the last video frame is dropped,
-    so both streams end together. The file appears at ``path`` only when :meth:`close`
+    so both streams end together. With ``variable_rate`` each frame is written at the time given
+    to :meth:`write` (seconds from the file's start, as :func:`iter_frames` yields them without
+    ``fps``), so a variable-frame-rate video keeps every frame and its timing; ``fps`` is then
+    only the last frame's duration. The file appears at ``path`` only when :meth:`close`
     succeeds; on any error the partial file is removed and nothing is left at ``path``.
 
     Odd frame sizes are padded by one pixel (edge replicated) because H.264 4:2:0 needs even
@@ -1248,6 +1269,7 @@ class VideoWriter:
         crf: int = 23,
         preset: str = "veryfast",
         audio_bitrate: int | None = None,
+        variable_rate: bool = False,
     ):
         self.path = Path(path)
         self._audio_bitrate = audio_bitrate
@@ -1261,6 +1283,9 @@ class VideoWriter:
         self._enc_h = self.height + (self.height % 2)
         self._closed = True
         self._frames = 0
+        self._variable_rate = bool(variable_rate)
+        self._last_pts = -1
+        self._end = 0.0  # seconds: the end of the video written so far
         self._container = None
         self._src = None
         self._src_items = None
@@ -1286,6 +1311,8 @@ class VideoWriter:
             self._vstream.height = self._enc_h
             self._vstream.pix_fmt = "yuv420p"
             self._vstream.options = {"crf": str(crf), "preset": preset}
+            if self._variable_rate:
+                self._vstream.codec_context.time_base = _VFR_TIME_BASE
             if audio is not None:
                 if audio_rate is None:
                     raise ValueError("audio_rate is needed with audio")
@@ -1306,10 +1333,13 @@ class VideoWriter:
             raise
 
     # ---- public API
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 ``(height, width, 3)`` frame."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB uint8 ``(height, width, 3)`` frame (at ``time`` seconds with ``variable_rate``)."""
         if self._closed:
             raise ValueError("VideoWriter is closed")
+        if self._variable_rate and (time is None or not math.isfinite(time)):
+            self._abort()
+            raise ValueError(f"a variable-rate VideoWriter needs each frame's time, got {time}")
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             self._abort()
@@ -1318,12 +1348,19 @@ class VideoWriter:
             frame = np.pad(frame, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
         try:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            vf.pts = self._frames
-            vf.time_base = 1 / self.fps
+            if self._variable_rate:  # its own time, strictly after the previous frame
+                vf.pts = max(self._last_pts + 1, int(round(max(0.0, time) / _VFR_TIME_BASE)))
+                vf.time_base = _VFR_TIME_BASE
+                self._end = float(vf.pts * _VFR_TIME_BASE + 1 / self.fps)
+            else:
+                vf.pts = self._frames
+                vf.time_base = 1 / self.fps
+                self._end = float((self._frames + 1) / self.fps)
+            self._last_pts = vf.pts
             self._frames += 1
             for packet in self._vstream.encode(vf):
                 self._container.mux(packet)
-            self._mux_audio_until(self._frames / self.fps)
+            self._mux_audio_until(self._end)
         except MediaError:
             self._abort()
             raise
@@ -1343,7 +1380,7 @@ class VideoWriter:
         try:
             for packet in self._vstream.encode(None):
                 self._container.mux(packet)
-            self._mux_audio_until(self._frames / self.fps, final=True)
+            self._mux_audio_until(self._end, final=True)
             self._container.close()
             if self._src is not None:
                 self._src.close()
