@@ -215,7 +215,7 @@ def separate(
 def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, flow_backend, device, jobs, sources, grid,
                     boxes, overlap, fmt, sample_rate, mono, overwrite, batch) -> None:
     """The work of :func:`separate` once its inputs are known to exist."""
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.console import error_line, make_progress
     from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
 
@@ -339,7 +339,7 @@ def localize(
 def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights, flow_backend, device, maps, per_source,
                     alpha, colormap, hop, map_rate, overwrite, batch) -> None:
     """The work of :func:`localize` once its inputs are known to exist."""
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
     from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video

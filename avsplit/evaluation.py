@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.breakdown import add_breakdowns, join_domains, markdown_lines, match_tracks, read_domain
 from avsplit.console import error_line, make_progress, stdout_console, warn_line
 from avsplit.data.scan import VideoItem, load_dataset

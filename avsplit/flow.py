@@ -339,12 +339,12 @@ def iter_flow(
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream ``(t, flow)`` for a video: the flow from the frame before ``t`` to the frame at ``t``.
 
-    Frames come from :func:`avsplit.media.iter_frames` (at ``fps``, or every frame when None;
+    Frames come from :func:`avsplit.io.iter_frames` (at ``fps``, or every frame when None;
     resized to ``short_side``/``size``). The first frame yields a zero flow, so there is one flow
     per frame. Only two frames are held at a time. ``preset`` applies to ``dis``; other
     ``flow_options`` go to :func:`make_flow` (e.g. ``weights=``, ``device=`` for ``raft``).
     """
-    from avsplit import media
+    from avsplit import io as media
 
     if backend == "dis":
         flow_options = {"preset": preset, **flow_options}

@@ -34,7 +34,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir

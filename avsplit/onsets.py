@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.flow import Grid, flow_magnitude, iter_flow, region_motion
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.files import atomic_path, ensure_dir
 
 

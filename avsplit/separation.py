@@ -29,7 +29,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from avsplit import fullband, media
+from avsplit import fullband
+from avsplit import io as media
 from avsplit.chunking import Window, plan_windows, rescale_windows
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError

@@ -68,7 +68,7 @@ def synthetic_frames(n: int, width: int, height: int, seed: int = 0) -> np.ndarr
 
 
 def video_frames(path: str, n: int, width: int | None, height: int | None, fps: float | None) -> np.ndarray:
-    from avsplit import media
+    from avsplit import io as media
 
     size = (width, height) if width else None
     frames = []

@@ -56,7 +56,7 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
 
 def separate_one(engine, video: Path, out: Path, rate: int | None, rule: str) -> np.ndarray:
     """The two sources of ``video`` as ``separate`` writes them, mono: ``(2, samples)``."""
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.separation import separate_video
 
     engine.extension = rule
@@ -76,7 +76,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the per-duet rows and the means here")
     args = parser.parse_args()
 
-    from avsplit import api, media
+    from avsplit import api
+    from avsplit import io as media
     from avsplit.resample import resample
     from avsplit.separation import SeparationEngine
 

@@ -186,7 +186,7 @@ def check_raft(data: Path, device) -> dict:
     import torch
     from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
 
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.flow import RAFTFlow
 
     cached = {name: Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.DEFAULT.url).name

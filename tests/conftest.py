@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsplit import media
+from avsplit import io as media
 
 
 def write_test_video(

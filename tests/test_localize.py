@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.cli import app
 from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
 from avsplit.onsets import OnsetSettings, coincidence_map, onset_maps, sliding

@@ -12,7 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from avsplit import media
+from avsplit import io as media
+from avsplit.io import demux
 from avsplit.errors import (
     EmptyMediaError,
     MissingMediaError,
@@ -362,13 +363,13 @@ class _Readers:
 
     def __init__(self, monkeypatch):
         self.made = []
-        real = media._StreamReader.__init__
+        real = demux._StreamReader.__init__
 
         def init(reader, *args, **kwargs):
             real(reader, *args, **kwargs)
             self.made.append(reader)
 
-        monkeypatch.setattr(media._StreamReader, "__init__", init)
+        monkeypatch.setattr(demux._StreamReader, "__init__", init)
 
     def packets(self) -> int:
         return sum(r.packets for r in self.made)

@@ -50,7 +50,7 @@ def test_separate_writes_contract_layout(tiny_weights, synth_set, tmp_path):
     assert meta["model_sample_rate"] == preset("tiny").audio.sample_rate
     assert len(s1) == len(s2) == len(mix) == pytest.approx(2.5 * rate, abs=rate * 0.05)
     # residual = mixture - sum of sources: adding them back gives the mixture's sound track exactly
-    from avsplit import media
+    from avsplit import io as media
 
     original = media.read_audio(duet, rate)
     n = min(len(original), len(s1))
@@ -198,7 +198,7 @@ def test_separate_uses_the_mask_refiner(synth_set, tmp_path):
     still add up to the mixture; the same model without the refiner gives other tracks."""
     import torch
 
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.checkpoint import save_checkpoint
     from avsplit.models import build_model
 

@@ -42,7 +42,8 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from avsplit import __version__, media
+from avsplit import __version__
+from avsplit import io as media
 from avsplit.config import PreprocessSettings
 from avsplit.console import error_line, log, make_progress
 from avsplit.errors import (

@@ -4,7 +4,7 @@ Each video of an index (:mod:`avsplit.data.indexes`) is fetched by a downloader 
 (``yt-dlp`` by default, installed with ``pip install 'avsplit[data]'``; any command that takes
 yt-dlp's ``-o TEMPLATE -- URL`` works), trimmed to its segment when the index gives one,
 re-encoded by PyAV into one uniform MP4 (H.264 yuv420p at a constant frame rate, short side at
-most ``short_side``, AAC sound) and verified with :func:`avsplit.media.probe`.
+most ``short_side``, AAC sound) and verified with :func:`avsplit.io.probe`.
 
 Resumable: ``OUT/manifest.json`` (written atomically after every video) records each video's
 state: ``downloaded``, ``unavailable`` (removed, private, blocked: not retried unless asked) or

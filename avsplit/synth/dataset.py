@@ -180,7 +180,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _make_video(job: _Job, st: Settings) -> None:
     """Make one video with its truth files (sources, then video, then the truth JSON last)."""
-    from avsplit.media import VideoWriter, write_audio
+    from avsplit.io import VideoWriter, write_audio
 
     streams = _seed_sequence(st.seed, job.kind, job.index).spawn(6)
     rng_scene, rng_audio, rng_motion, rng_extra, rng_domain, rng_look = (np.random.default_rng(s) for s in streams)
