@@ -31,7 +31,8 @@ from torch import nn
 from avsplit.checkpoint import save_checkpoint, software_versions
 from avsplit.config import PreprocessSettings, from_dict, to_dict
 from avsplit.console import console, log, make_progress, warn_line
-from avsplit.data.cache import CachedVideo, PreprocessCache
+from avsplit.data.cache import PreprocessCache
+from avsplit.data.entry import CachedVideo
 from avsplit.data.mixing import NO_AUGMENT, Augment, MixSampler
 from avsplit.data.scan import load_dataset
 from avsplit.errors import AvsplitError, CheckpointError, ConfigError

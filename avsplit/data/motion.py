@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import torch
 
-from avsplit.data.cache import CachedVideo, EntryWriter
+from avsplit.data.entry import CachedVideo, EntryWriter
 from avsplit.models.appearance import normalize_frames
 from avsplit.models.config import ModelConfig, MotionConfig
 

@@ -10,7 +10,7 @@ import av.error
 from avsplit.errors import EmptyMediaError, MissingMediaError, TruncatedMediaError, UnreadableMediaError
 
 
-_FIX_UNREADABLE = "check that it is a complete video file FFmpeg can play (re-download or re-export it)"
+FIX_UNREADABLE = "check that it is a complete video file FFmpeg can play (re-download or re-export it)"
 _FIX_TRUNCATED = "re-download or re-export it"
 # How many packets the probe inspects to decide whether the frame rate is variable.
 _VFR_PROBE_PACKETS = 240
@@ -77,7 +77,7 @@ def _open(path: str | Path):
                 path,
                 _FIX_TRUNCATED,
             ) from exc
-        raise UnreadableMediaError(f"is not a media file FFmpeg can read ({_ffmpeg_reason(exc)})", path, _FIX_UNREADABLE) from exc
+        raise UnreadableMediaError(f"is not a media file FFmpeg can read ({_ffmpeg_reason(exc)})", path, FIX_UNREADABLE) from exc
 
 
 def _is_iso_bmff(path: Path) -> bool:

@@ -10,7 +10,7 @@ import av
 import av.error
 
 from avsplit.errors import TruncatedMediaError, UnreadableMediaError
-from avsplit.io.container import _FIX_TRUNCATED, _FIX_UNREADABLE, _MAX_CHANNELS, _MAX_DEMUX_FAILURES, _TRUNCATION_TOLERANCE, _declared_file_end, _ffmpeg_reason, _origin, _packet_end, _states_length, _tolerance
+from avsplit.io.container import _FIX_TRUNCATED, FIX_UNREADABLE, _MAX_CHANNELS, _MAX_DEMUX_FAILURES, _TRUNCATION_TOLERANCE, _declared_file_end, _ffmpeg_reason, _origin, _packet_end, _states_length, _tolerance
 from avsplit.io.probe import _stream_seconds
 
 
@@ -81,7 +81,7 @@ class _StreamReader:
                 self.container.seek(0, backward=True)  # in microseconds, for the whole file
             except (av.error.FFmpegError, OSError) as exc:
                 raise UnreadableMediaError(
-                    f"cannot seek back to its start ({_ffmpeg_reason(exc)})", self.path, _FIX_UNREADABLE
+                    f"cannot seek back to its start ({_ffmpeg_reason(exc)})", self.path, FIX_UNREADABLE
                 ) from exc
 
     # ---- decoding
@@ -134,7 +134,7 @@ class _StreamReader:
             self.decode_errors += 1
             if self.frames_decoded == 0 and self.decode_errors > 50:
                 raise UnreadableMediaError(
-                    f"its {self.stream.type} stream does not decode ({_ffmpeg_reason(exc)})", self.path, _FIX_UNREADABLE
+                    f"its {self.stream.type} stream does not decode ({_ffmpeg_reason(exc)})", self.path, FIX_UNREADABLE
                 ) from exc
             return
         for frame in frames:
@@ -146,7 +146,7 @@ class _StreamReader:
                 where = f" at {t:.2f} s" if t is not None else ""
                 raise UnreadableMediaError(
                     f"its audio stream is corrupt{where} (a frame decodes as {_frame_layout(frame)} where the "
-                    f"stream declares {self.channels or 'no'})", self.path, _FIX_UNREADABLE)
+                    f"stream declares {self.channels or 'no'})", self.path, FIX_UNREADABLE)
             self.frames_decoded += 1
             yield frame
 

@@ -11,7 +11,7 @@ import av.error
 import numpy as np
 
 from avsplit.errors import EmptyMediaError, NoAudioStreamError, NoVideoStreamError, UnreadableMediaError
-from avsplit.io.container import _FIX_UNREADABLE, _TRUNCATION_TOLERANCE, _VFR_PROBE_PACKETS, _audio_stream, _check_decodable, _open, _origin, _packet_end, _states_length, _video_stream
+from avsplit.io.container import FIX_UNREADABLE, _TRUNCATION_TOLERANCE, _VFR_PROBE_PACKETS, _audio_stream, _check_decodable, _open, _origin, _packet_end, _states_length, _video_stream
 from avsplit.io.isolation import guarded, isolation_on
 
 
@@ -84,7 +84,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
         vs = _video_stream(container)
         astream = _audio_stream(container)
         if vs is None and astream is None:
-            raise UnreadableMediaError("has no audio or video stream", path, _FIX_UNREADABLE)
+            raise UnreadableMediaError("has no audio or video stream", path, FIX_UNREADABLE)
         origin = _origin(container)
         durations = []
         if container.duration is not None:
@@ -124,7 +124,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
     if not duration or duration <= 0 or not math.isfinite(duration):
         raise EmptyMediaError("has zero length", path, "re-export it; the file holds no playable content")
     if info.get("has_video") and (not info.get("width") or not info.get("height")):
-        raise UnreadableMediaError("video stream has no picture size", path, _FIX_UNREADABLE)
+        raise UnreadableMediaError("video stream has no picture size", path, FIX_UNREADABLE)
     return MediaInfo(duration=duration, **info)
 
 

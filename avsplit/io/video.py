@@ -11,7 +11,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from avsplit.errors import EmptyMediaError, NoVideoStreamError, UnreadableMediaError
-from avsplit.io.container import _EPS, _FIX_UNREADABLE, _SEEK_GAP, _check_decodable, _open, _tolerance, _video_stream
+from avsplit.io.container import _EPS, FIX_UNREADABLE, _SEEK_GAP, _check_decodable, _open, _tolerance, _video_stream
 from avsplit.io.demux import _StreamReader, _frames_at
 from avsplit.io.isolation import guarded, isolation_on
 
@@ -76,7 +76,7 @@ def _open_video(container, path: Path):
     _check_decodable(stream, path, "video")
     ctx = stream.codec_context
     if not ctx.width or not ctx.height:
-        raise UnreadableMediaError("video stream has no picture size", path, _FIX_UNREADABLE)
+        raise UnreadableMediaError("video stream has no picture size", path, FIX_UNREADABLE)
     stream.thread_type = "AUTO"
     return stream
 
@@ -153,7 +153,7 @@ def _iter_frames_here(
                 reader.check_not_truncated()
                 if start > 0:
                     return  # start is past the last frame: nothing to show
-                raise EmptyMediaError("video stream has no decodable frames", path, _FIX_UNREADABLE)
+                raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
             # After the last frame: it stays on screen for its own duration (not past the file's end).
             until = held_t + (_frame_period(held) or default_period or step)
             if container.duration is not None:
@@ -234,7 +234,7 @@ def _read_frames_here(
                 if held is None:
                     if pending is None:
                         reader.check_not_truncated()
-                        raise EmptyMediaError("video stream has no decodable frames", path, _FIX_UNREADABLE)
+                        raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
                     # t is before the stream's first frame: the first frame is on screen.
                     result[idx] = convert(pending)
                     continue
