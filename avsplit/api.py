@@ -68,7 +68,7 @@ def data(
 
 def print_models(as_json: bool = False) -> None:
     """Print the registry of shipped weights on stdout (text readable at 80 columns, or JSON)."""
-    from avsplit.registry import print_registry
+    from avsplit.models.registry import print_registry
 
     print_registry(as_json=as_json)
 
@@ -101,7 +101,7 @@ def train(
     from avsplit.errors import ConfigError
     from avsplit.models import ModelConfig, preset as model_preset
     from avsplit.models.config import check_flow_backend
-    from avsplit.registry import resolve_weights
+    from avsplit.models.registry import resolve_weights
     from avsplit.training import TRAIN_PRESETS, TrainConfig, train as run_training
 
     model_config = model_preset(preset, **(model_overrides or {}))
@@ -129,9 +129,9 @@ def load_model(weights: str | Path | None = None, device: str | None = None, flo
     ``flow_backend`` (a user's ``--flow-backend``) must be the one a motion model was trained on.
     Returns ``(model, metadata, path)``.
     """
-    from avsplit.checkpoint import load_checkpoint
+    from avsplit.models.checkpoint import load_checkpoint
     from avsplit.models.config import check_flow_backend
-    from avsplit.registry import resolve_weights
+    from avsplit.models.registry import resolve_weights
     from avsplit.training import pick_device
 
     path = resolve_weights(weights)

@@ -49,7 +49,7 @@ from avsplit.files import atomic_path
 from avsplit.metrics import bss_eval
 from avsplit.models import AVSeparator
 from avsplit.data.motion import visual_inputs
-from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask
+from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
 METHODS = ("model", "mixture", "oracle_ibm", "oracle_irm", "model_fullband")
@@ -368,7 +368,7 @@ def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, 
         refs = []
         for s in sources:
             wave, sr = media.read_audio_file(it.path.with_name(s["audio"]))
-            from avsplit.resample import resample
+            from avsplit.dsp.resample import resample
 
             refs.append(resample(wave.mean(0), sr, rate))
         mix = media.read_audio(it.path, rate)
@@ -391,7 +391,7 @@ def _score_fullband(item: EvalItem, video: Path, truth_files: Sequence[Path], en
     """``item.scores["model_fullband"]``: the video separated as ``separate`` does by default (full
     band) into ``tracks`` tracks (the count the paper-protocol pass found), scored at the truth's own
     rate against the truth (mono mixdowns of both; tracks matched as in that pass)."""
-    from avsplit.resample import resample
+    from avsplit.dsp.resample import resample
     from avsplit.separation import separate_video
 
     try:

@@ -6,7 +6,7 @@ Per time step (the analysis frame rate):
   one short-time spectrum to the next), picked as local peaks that stand out from their
   surroundings (median plus a multiple of the median absolute deviation within a few seconds);
 - **visual onsets** per region (a grid of cells): the increase of motion energy (mean speed of
-  the dense optical flow, :mod:`avsplit.flow`, camera motion removed), picked the same way.
+  the dense optical flow, :mod:`avsplit.dsp.flow`, camera motion removed), picked the same way.
 
 Both are binary events. A region's score over a window of a few seconds is the log-likelihood of
 the two event series under the model "this region moves when the sound starts": every step
@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 
 from avsplit import io as media
-from avsplit.flow import Grid, flow_magnitude, iter_flow, region_motion
+from avsplit.dsp.flow import Grid, flow_magnitude, iter_flow, region_motion
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Separation with a trained model: ``separate`` (sources found in one video) and ``separate --mix``.
 
 Long inputs are cut into overlapping windows of the model's clip length
-(:mod:`avsplit.chunking`); frames for a window come from inside that window; audio and frames are
+(:mod:`avsplit.dsp.chunking`); frames for a window come from inside that window; audio and frames are
 streamed, so memory is bounded by the window, not by the video's length.
 
 Finding the sources of one video: the appearance net's per-pixel features are standardised
@@ -13,7 +13,7 @@ regions directly.
 
 The model listens at its own rate; the tracks are made at the output rate (the input's own by
 default) from the original sound of every channel, read window by window alongside the model's
-input, with the model's masks mapped onto its STFT (:mod:`avsplit.fullband`), and written by
+input, with the model's masks mapped onto its STFT (:mod:`avsplit.dsp.fullband`), and written by
 :mod:`avsplit.stems`.
 """
 
@@ -29,9 +29,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from avsplit import fullband
+from avsplit.dsp import fullband
 from avsplit import io as media
-from avsplit.chunking import Window, plan_windows, rescale_windows
+from avsplit.dsp.chunking import Window, plan_windows, rescale_windows
 from avsplit.console import warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
@@ -203,7 +203,7 @@ class SeparationEngine:
         self.device = device
         self.batch = batch
         self.extension = fullband.DEFAULT_EXTENSION
-        """How masks are extended above the model's band (one of :data:`avsplit.fullband.EXTENSION_RULES`)."""
+        """How masks are extended above the model's band (one of :data:`avsplit.dsp.fullband.EXTENSION_RULES`)."""
         self._grids: dict[tuple[int, int], tuple[int, int]] = {}
 
     @torch.no_grad()
@@ -279,7 +279,7 @@ class SeparationEngine:
         windows analysed by :meth:`analyse` (``spec``, ``warped``, ``feats``), and the same windows'
         original sound ``(B, C, S)`` at ``target.sample_rate`` -> the sources ``(B, N, C, S)``: the
         model's masks mapped onto the original's STFT (``target``) and extended above the model's
-        band by :attr:`extension` (:mod:`avsplit.fullband`)."""
+        band by :attr:`extension` (:mod:`avsplit.dsp.fullband`)."""
         warped_masks = self.model.source_masks(self.model.mixture_logits(visual_vectors, feats, warped))
         masks = self.model.linear_masks(warped_masks)  # (B, N, F, T) at the model's STFT
         audio = torch.from_numpy(np.ascontiguousarray(original, dtype=np.float32)).to(self.device)

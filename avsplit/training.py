@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from avsplit.checkpoint import save_checkpoint, software_versions
+from avsplit.models.checkpoint import save_checkpoint, software_versions
 from avsplit.config import PreprocessSettings, from_dict, to_dict
 from avsplit.console import console, log, make_progress, warn_line
 from avsplit.data.cache import PreprocessCache
@@ -40,7 +40,7 @@ from avsplit.files import atomic_path, ensure_dir
 from avsplit.metrics import bss_eval
 from avsplit.models import AVSeparator, ModelConfig, build_model, use_channels_last
 from avsplit.models.appearance import normalize_frames
-from avsplit.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
+from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
 
 
 @dataclass(frozen=True)
@@ -429,7 +429,7 @@ def train(
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     step, best = 0, -math.inf
     if resume and (out / "state.safetensors").exists():
-        from avsplit.checkpoint import load_checkpoint
+        from avsplit.models.checkpoint import load_checkpoint
 
         last, _ = load_checkpoint(out / "last.safetensors", device="cpu")
         model.load_state_dict(last.state_dict())
@@ -542,7 +542,7 @@ def train(
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> int:
     """Copy every tensor of checkpoint ``path`` whose name and shape match one of ``model``'s; returns
     how many were copied. Nothing matching is an error (a wrong file)."""
-    from avsplit.checkpoint import read_metadata
+    from avsplit.models.checkpoint import read_metadata
 
     read_metadata(path)  # a clear error for a missing or foreign file
     state = load_file(str(path), device="cpu")

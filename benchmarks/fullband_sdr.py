@@ -11,7 +11,7 @@ two sources (``separate --sources 2``, mono):
 - ``model-rate``: today's output, at the model's rate (``--sr`` the model's rate), upsampled to the
   full rate by FFmpeg's resampler for the full-rate scores;
 - ``fullband-<rule>``: the default output (the model's masks on the original's STFT at its own
-  rate), for each extension rule above the model's band (``avsplit.fullband``).
+  rate), for each extension rule above the model's band (``avsplit.dsp.fullband``).
 
 Scores (BSS Eval v3, ``avsplit.metrics.bss_eval``, the whole 8 s, mean over the two sources):
 ``full`` at the full rate; ``band`` at the model's rate (the sources and full-band estimates
@@ -78,7 +78,7 @@ def main() -> None:
 
     from avsplit import api
     from avsplit import io as media
-    from avsplit.resample import resample
+    from avsplit.dsp.resample import resample
     from avsplit.separation import SeparationEngine
 
     model, _, weights = api.load_model(args.weights, "cpu")

@@ -194,7 +194,7 @@ def test_still_picture_and_1x1_video_are_separated(tiny_motion_weights, tmp_path
 def _nan_weights(path: Path) -> Path:
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     model = build_model(preset("tiny")).eval()
@@ -245,7 +245,7 @@ def test_a_flag_given_a_value_gets_a_hint(tiny_weights, tmp_path):
 
 
 def test_models_goes_to_stdout_whole_at_80_columns_and_as_json():
-    from avsplit.registry import load_registry
+    from avsplit.models.registry import load_registry
 
     names = [m.name for m in load_registry()]
     r = runner.invoke(app, ["models"], env={"COLUMNS": "80"})

@@ -199,7 +199,7 @@ def test_separate_uses_the_mask_refiner(synth_set, tmp_path):
     import torch
 
     from avsplit import io as media
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model
 
     torch.manual_seed(0)

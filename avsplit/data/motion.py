@@ -42,7 +42,7 @@ def reduce_flow(flow: np.ndarray, scale: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def flow_estimator(motion: MotionConfig):
     """The flow estimator of a motion config, made once per process (RAFT loads its weights here)."""
-    from avsplit.flow import make_flow
+    from avsplit.dsp.flow import make_flow
 
     return make_flow(motion.flow_backend, **flow_options(motion))
 

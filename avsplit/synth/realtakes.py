@@ -105,7 +105,7 @@ def available_takes(sample_dir: Path | None, category: str, held_out: bool | Non
 def _sample(path: str, rate: int) -> np.ndarray:
     """A sample file as mono float32 at ``rate``, trimmed of leading silence."""
     from avsplit.io import read_audio_file
-    from avsplit.resample import resample
+    from avsplit.dsp.resample import resample
 
     data, sr = read_audio_file(path)
     mono = data.mean(axis=0)

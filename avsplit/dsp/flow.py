@@ -30,6 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
+from avsplit import io as media
 from avsplit.errors import CheckpointError, ConfigError
 
 #: Frame pairs whose DIS flow :meth:`DISFlow.sequence` remembers (about 0.2 MB each at 170x128).
@@ -344,8 +345,6 @@ def iter_flow(
     per frame. Only two frames are held at a time. ``preset`` applies to ``dis``; other
     ``flow_options`` go to :func:`make_flow` (e.g. ``weights=``, ``device=`` for ``raft``).
     """
-    from avsplit import io as media
-
     if backend == "dis":
         flow_options = {"preset": preset, **flow_options}
     flow_fn = make_flow(backend, **flow_options)

@@ -21,7 +21,7 @@ def weights_dir() -> Path:
     env = os.environ.get("AVSPLIT_WEIGHTS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "weights"
+    return Path(__file__).resolve().parents[2] / "weights"
 
 
 @dataclass(frozen=True)
