@@ -171,7 +171,7 @@ def separate(
     overwrite: bool = False,
     batch: int = 4,
 ) -> BatchSummary:
-    """Separate videos into per-source tracks (see :mod:`avsplit.separation`).
+    """Separate videos into per-source tracks (see :mod:`avsplit.inference`).
 
     Each input file or folder (searched recursively) is separated into ``OUT/<stem>/``; with
     ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
@@ -217,7 +217,7 @@ def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, f
     """The work of :func:`separate` once its inputs are known to exist."""
     from avsplit import io as media
     from avsplit.console import error_line, make_progress
-    from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
+    from avsplit.inference import RegionSpec, SeparationEngine, separate_mix, separate_videos
 
     model, meta, path = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
@@ -358,7 +358,7 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
     onset_settings = OnsetSettings(**({"map_rate": map_rate} if map_rate else {}))
     engine = None
     if method == "model":
-        from avsplit.separation import SeparationEngine
+        from avsplit.inference import SeparationEngine
 
         model, _, _ = load_model(weights, device, flow_backend)
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)

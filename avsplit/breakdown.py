@@ -1,6 +1,6 @@
 """``evaluate``'s breakdowns: source-count accuracy and scores per domain.
 
-**Count**: ``separate`` chooses the number of sources by itself (:mod:`avsplit.counting`); for
+**Count**: ``separate`` chooses the number of sources by itself (:mod:`avsplit.inference.counting`); for
 every video whose truth says how many sources it has (``synth`` duets, and solos: one), the
 share split into the right number of tracks, per kind (``different-kind``, ``same-kind``,
 ``solo``).

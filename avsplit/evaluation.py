@@ -48,7 +48,7 @@ from avsplit.errors import AvsplitError, MediaError
 from avsplit.files import atomic_path
 from avsplit.metrics import bss_eval
 from avsplit.models import AVSeparator
-from avsplit.data.motion import visual_inputs
+from avsplit.models.inputs import visual_inputs
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
@@ -286,7 +286,7 @@ def evaluate(
     no count is scored)."""
     if count not in ("auto", "truth"):
         raise AvsplitError(f"unknown count {count!r}", fix="use auto or truth")
-    from avsplit.separation import SeparationEngine
+    from avsplit.inference import SeparationEngine
 
     items_all = load_dataset(data)
     solos = [it for it in items_all if not _is_multi_source(it.path)]
@@ -336,7 +336,7 @@ def evaluate(
 
 def _count_solo(it: VideoItem, engine) -> EvalItem:
     """A solo's automatic source count (right when it is one), as ``separate`` finds its sources."""
-    from avsplit.separation import WindowStream, discover_regions
+    from avsplit.inference import WindowStream, discover_regions
 
     item = EvalItem("count", it.id.replace("/", "_"), [str(it.path)], [it.category], kind="solo", expected_sources=1,
                     domain=read_domain(it.path))
@@ -349,7 +349,7 @@ def _count_solo(it: VideoItem, engine) -> EvalItem:
 
 
 def _evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, auto_count: bool = True) -> EvalItem:
-    from avsplit.separation import separate_video
+    from avsplit.inference import separate_video
 
     truth = json.loads(_truth_path(it.path).read_text())
     sources = truth["sources"]
@@ -392,7 +392,7 @@ def _score_fullband(item: EvalItem, video: Path, truth_files: Sequence[Path], en
     band) into ``tracks`` tracks (the count the paper-protocol pass found), scored at the truth's own
     rate against the truth (mono mixdowns of both; tracks matched as in that pass)."""
     from avsplit.dsp.resample import resample
-    from avsplit.separation import separate_video
+    from avsplit.inference import separate_video
 
     try:
         truth = [media.read_audio_file(f) for f in truth_files]

@@ -163,7 +163,7 @@ class ModelMapSettings:
     """Motion models: side (flow pixels) of the box filter that spreads the motion over the object."""
     objectness: float | None = None
     """Weight each pixel's energy by how much it is an object, scaled to [0, 1], to this power (0:
-    off). Appearance models: the frame net's saliency (:func:`avsplit.separation.saliency`),
+    off). Appearance models: the frame net's saliency (:func:`avsplit.inference.discovery.saliency`),
     default power 1; motion models: how much the pixel moves in the window (at the flow's
     resolution, finer than the feature grid), default power 0.5."""
 
@@ -341,7 +341,7 @@ class ModelMaps:
 
     def __init__(self, engine, path: str | Path, settings: ModelMapSettings = ModelMapSettings(),
                  per_source: bool = False, info: media.MediaInfo | None = None):
-        from avsplit.separation import WindowStream, discover_regions
+        from avsplit.inference import WindowStream, discover_regions
 
         self.engine = engine
         self.path = Path(path)
@@ -385,7 +385,7 @@ class ModelMaps:
     @torch.no_grad()
     def _window_shares(self, audio: np.ndarray, frames: np.ndarray):
         """Per-frame shares ``(B, h, w, T)`` (and per source ``(B, R, h, w, T)``) of a batch of windows."""
-        from avsplit.separation import region_vectors
+        from avsplit.inference import region_vectors
 
         engine, model = self.engine, self.engine.model
         spec, warped, feats = engine.analyse(audio)
@@ -399,7 +399,7 @@ class ModelMaps:
         shares = (shares - shares.flatten(1, 2).median(dim=1).values[:, None, None]).clamp(min=0)
         objects = None
         if self.settings.objectness > 0:
-            from avsplit.separation import saliency
+            from avsplit.inference import saliency
 
             objects = []
             for b in range(raw.shape[0]):
@@ -726,7 +726,7 @@ def localize_video(
 ) -> LocalizeResult:
     """Write ``OUT/<stem>.mp4`` (and with ``maps`` ``OUT/<stem>.npz``) for one video.
 
-    ``engine`` (a :class:`~avsplit.separation.SeparationEngine`) is needed for ``method="model"``.
+    ``engine`` (a :class:`~avsplit.inference.engine.SeparationEngine`) is needed for ``method="model"``.
     Existing outputs are kept (``skipped``) unless ``overwrite``. ``progress``: a rich Progress to
     show the frames written.
     """

@@ -37,7 +37,7 @@ def media_seconds(paths) -> float:
 
 
 def decode_only(paths, model) -> float:
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     t0 = time.perf_counter()
     for p in paths:

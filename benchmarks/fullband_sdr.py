@@ -57,7 +57,7 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
 def separate_one(engine, video: Path, out: Path, rate: int | None, rule: str) -> np.ndarray:
     """The two sources of ``video`` as ``separate`` writes them, mono: ``(2, samples)``."""
     from avsplit import io as media
-    from avsplit.separation import separate_video
+    from avsplit.inference import separate_video
 
     engine.extension = rule
     res = separate_video(video, out, engine, num_sources=2, sample_rate=rate, mono=True, overwrite=True)
@@ -79,7 +79,7 @@ def main() -> None:
     from avsplit import api
     from avsplit import io as media
     from avsplit.dsp.resample import resample
-    from avsplit.separation import SeparationEngine
+    from avsplit.inference import SeparationEngine
 
     model, _, weights = api.load_model(args.weights, "cpu")
     engine = SeparationEngine(model, next(model.parameters()).device)

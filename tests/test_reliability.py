@@ -218,7 +218,7 @@ def test_nan_weights_are_refused_at_load(tmp_path):
 def test_non_finite_audio_and_scores_are_never_written(tmp_path):
     """A model that yields NaN anyway: an error for the file, no WAV of -32768 and no invalid JSON."""
     from avsplit.errors import AvsplitError
-    from avsplit.separation import StreamingWavWriter
+    from avsplit.inference import StreamingWavWriter
 
     writer = StreamingWavWriter(tmp_path / "x.wav", 8000)
     with pytest.raises(AvsplitError, match="non-finite"):

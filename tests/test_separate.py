@@ -166,7 +166,7 @@ def test_two_inputs_with_one_name_do_not_share_an_output_folder(tiny_weights, sy
 @pytest.mark.parametrize("name", ["tiny", "tiny-motion"])
 def test_window_stream_in_order_equals_a_seek_per_window(make_video, name):
     """`iterate` decodes sound and pictures once, in order; each window is what reading it alone gives."""
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     video = make_video("clip.mp4", seconds=4.3)
     stream = WindowStream(video, preset(name), overlap=0.25)
@@ -180,7 +180,7 @@ def test_window_stream_in_order_equals_a_seek_per_window(make_video, name):
 
 def test_window_stream_on_a_truncated_file_raises_instead_of_padding(make_video, tmp_path):
     from avsplit.errors import TruncatedMediaError
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     from test_media import cut as cut_file, write_av
 
