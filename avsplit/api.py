@@ -308,7 +308,7 @@ def localize(
     overwrite: bool = False,
     batch: int = 2,
 ) -> BatchSummary:
-    """Heatmap videos of where the sound comes from (see :mod:`avsplit.localization`).
+    """Heatmap videos of where the sound comes from (see :mod:`avsplit.localize`).
 
     For each input file or folder (searched recursively) writes ``OUT/<stem>.mp4``: the original
     video (size, frame rate, sound) with a colour overlay; with ``maps`` also ``OUT/<stem>.npz``.
@@ -342,8 +342,8 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
     from avsplit import io as media
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
-    from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
-    from avsplit.onsets import OnsetSettings
+    from avsplit.localize import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
+    from avsplit.localize.onsets import OnsetSettings
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")

@@ -248,7 +248,7 @@ def summarize_localization(items: Sequence[EvalItem]) -> dict[str, Any]:
 
 def score_localization(item: EvalItem, video: Path, truth: dict, engine) -> None:
     """Fill ``item.localization`` (both methods) when the truth has per-frame boxes."""
-    from avsplit.localization import localization_cious, truth_has_boxes
+    from avsplit.localization_metrics import localization_cious, truth_has_boxes
     from avsplit.localization_metrics import summarize_cious
 
     if not truth_has_boxes(truth):

@@ -17,9 +17,14 @@ A constant map (nothing to rank) predicts nothing and scores 0.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from avsplit import io as media
+from avsplit.localize.maps import METHODS, OnsetMaps, compute_maps
+from avsplit.localize.model_maps import ModelMapSettings, ModelMaps
 
 #: Thresholds of the success curve whose area is the AUC.
 AUC_THRESHOLDS = np.linspace(0.0, 1.0, 21)
@@ -148,3 +153,26 @@ def score_maps(maps: np.ndarray, times: np.ndarray, truth: dict, frame_size: tup
 
 __all__ = ["AUC_THRESHOLDS", "auc", "boxes_mask", "ciou", "map_at", "normalize", "predicted_region", "score_maps",
            "success_rate", "summarize_cious", "upsample"]
+
+def truth_has_boxes(truth: dict) -> bool:
+    """Whether a ``synth`` truth dict has per-frame boxes for its sources."""
+    sources = truth.get("sources") or []
+    return bool(sources) and all(s.get("boxes") for s in sources) and bool(truth.get("fps"))
+
+
+def localization_cious(path: str | Path, truth: dict, engine=None, methods: Sequence[str] = METHODS,
+                       settings: ModelMapSettings | None = None, onset_settings=None) -> dict[str, list[float]]:
+    """Per-frame cIoU of each method's maps for one video against its truth boxes
+    (:func:`score_maps`); ``model`` is skipped without an ``engine``."""
+    info = media.probe(path).require_video().require_audio()
+    out: dict[str, list[float]] = {}
+    for method in methods:
+        if method == "model":
+            if engine is None:
+                continue
+            source = ModelMaps(engine, path, settings or ModelMapSettings(), info=info)
+        else:
+            source = OnsetMaps(path, onset_settings, info=info)
+        times, maps, _ = compute_maps(source)
+        out[method] = score_maps(maps, times, truth, frame_size=(info.width, info.height))
+    return out

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from avsplit import io as media
 from avsplit.cli import app
 from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
-from avsplit.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
+from avsplit.localize.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
 from avsplit.synth import generate_dataset
 
 from conftest import make_bad_batch
@@ -205,7 +205,7 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
 
 
 def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():
-    from avsplit.localization import combine_sources
+    from avsplit.dsp.maps import combine_sources
 
     maps = np.zeros((3, 6, 9), np.float32)
     maps[0, 1:3, 1:3] = 1.0  # loud

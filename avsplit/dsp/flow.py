@@ -15,7 +15,7 @@ Typical use (streaming; one frame held at a time)::
     for t, flow in iter_flow("clip.mp4", fps=12, short_side=128):
         energy = region_motion(flow_magnitude(flow), (16, 21))
 
-Used by ``localize --method onsets`` (:mod:`avsplit.onsets`) and meant to be reused by the
+Used by ``localize --method onsets`` (:mod:`avsplit.localize.onsets`) and meant to be reused by the
 motion network's preprocessing.
 """
 

@@ -155,7 +155,7 @@ def _render_hits(take: Take, sample_dir: Path, rng: np.random.Generator, rate: i
 
 
 def _flux_onsets(audio: np.ndarray, rate: int) -> list[float]:
-    from avsplit.onsets import pick_events, spectral_flux
+    from avsplit.localize.onsets import pick_events, spectral_flux
 
     hop = max(1, rate // 100)
     flux = spectral_flux(audio, n_fft=max(512, 4 * hop), hop=hop)
