@@ -270,7 +270,7 @@ def evaluate(
     Returns ``(items, summary)``; writes the requested JSON/CSV/Markdown files and HTML report.
     """
     from avsplit.evaluation import evaluate as run_evaluation
-    from avsplit.breakdown import print_count_table, print_domain_table
+    from avsplit.evaluation.breakdown import print_count_table, print_domain_table
     from avsplit.evaluation import print_table, write_outputs
 
     model, meta, path = load_model(weights, device, flow_backend)

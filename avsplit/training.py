@@ -37,7 +37,7 @@ from avsplit.data.mixing import NO_AUGMENT, Augment, MixSampler
 from avsplit.data.scan import load_dataset
 from avsplit.errors import AvsplitError, CheckpointError, ConfigError
 from avsplit.files import atomic_path, ensure_dir
-from avsplit.metrics import bss_eval
+from avsplit.evaluation.bss import bss_eval
 from avsplit.models import AVSeparator, ModelConfig, build_model, use_channels_last
 from avsplit.models.appearance import normalize_frames
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight

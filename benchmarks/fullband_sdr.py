@@ -13,7 +13,7 @@ two sources (``separate --sources 2``, mono):
 - ``fullband-<rule>``: the default output (the model's masks on the original's STFT at its own
   rate), for each extension rule above the model's band (``avsplit.dsp.fullband``).
 
-Scores (BSS Eval v3, ``avsplit.metrics.bss_eval``, the whole 8 s, mean over the two sources):
+Scores (BSS Eval v3, ``avsplit.evaluation.bss.bss_eval``, the whole 8 s, mean over the two sources):
 ``full`` at the full rate; ``band`` at the model's rate (the sources and full-band estimates
 resampled down by FFmpeg); ``high``: sources and estimates high-passed at 5 kHz (8th-order
 Butterworth, zero phase) at the full rate, and ``above`` the same at 6 kHz (above the model's
@@ -47,7 +47,7 @@ def high_pass(x: np.ndarray, rate: int, cutoff: float = HIGH_PASS_HZ) -> np.ndar
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
     """Mean SDR over sources ``(N, S)``; None when fewer than two references sound."""
-    from avsplit.metrics import bss_eval
+    from avsplit.evaluation.bss import bss_eval
 
     n = min(reference.shape[1], estimate.shape[1])
     scores = bss_eval(reference[:, :n], estimate[:, :n])

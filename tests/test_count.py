@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from avsplit.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
+from avsplit.evaluation.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
 from avsplit.inference.counting import distinct_sources, salient_cells, sound_flux
 from avsplit.evaluation import EvalItem, summarize, write_outputs
 from avsplit.inference import Region

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from avsplit import io as media
 from avsplit.cli import app
-from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
+from avsplit.evaluation.localization import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
 from avsplit.localize.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
 from avsplit.synth import generate_dataset
 

@@ -2,7 +2,7 @@ import mir_eval
 import numpy as np
 import pytest
 
-from avsplit.metrics import bss_eval, silent_sources
+from avsplit.evaluation.bss import bss_eval, silent_sources
 
 
 def _signals(n=2, length=8000, seed=0):

@@ -259,9 +259,10 @@ def test_models_goes_to_stdout_whole_at_80_columns_and_as_json():
 
 def test_evaluate_table_goes_to_stdout_whole_at_80_columns(capsys, monkeypatch):
     from avsplit import evaluation
+    from avsplit.console import stdout_console
 
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(evaluation.stdout_console, "_width", 80)
+    monkeypatch.setattr(stdout_console, "_width", 80)
     scores = {k: {"mean": 1.234, "median": 1.5} for k in evaluation.METRICS}
     summary = {"wild different-kind (FluidR3 seed 9001)": {"scored": 12, "skipped": 0,
                                                            **{m: scores for m in evaluation.METHODS}}}

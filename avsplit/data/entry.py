@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 

@@ -31,7 +31,7 @@ import numpy as np
 from avsplit import __version__
 from avsplit.console import error_line, log, make_progress, warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
-from avsplit.files import atomic_path, ensure_dir
+from avsplit.files import atomic_path, ensure_dir, truth_path, truth_source_path
 from avsplit.synth.audio import fluidsynth_problem, resolve_renderer
 from avsplit.synth.clip import Settings, make_sound, sound_truth
 from avsplit.synth.instruments import CATEGORIES, DISTRACTORS, Category, resolve_categories
@@ -142,16 +142,8 @@ def _validate(solos, duets, same_kind, seconds, size, fps, sample_rate, distract
 # ------------------------------------------------------------------------------------ one video
 
 
-def _truth_path(video: Path) -> Path:
-    return video.with_name(video.stem + ".truth.json")
-
-
-def _source_path(video: Path, k: int) -> Path:
-    return video.with_name(f"{video.stem}.source-{k}.wav")
-
-
 def _is_complete(video: Path) -> bool:
-    truth = _truth_path(video)
+    truth = truth_path(video)
     if not (video.is_file() and truth.is_file()):
         return False
     try:
@@ -207,7 +199,7 @@ def _make_video(job: _Job, st: Settings) -> None:
     extras_truth, details = sound_truth(sound, order)
     entries = []
     for k, (i, extra) in enumerate(zip(order, extras_truth), start=1):
-        path = _source_path(job.video, k)
+        path = truth_source_path(job.video, k)
         write_audio(path, sound.sources[i], st.sample_rate)
         entry = {
             "index": k,
@@ -252,7 +244,7 @@ def _make_video(job: _Job, st: Settings) -> None:
         "sources": entries,
         "distractors": [{"kind": obj.name, "boxes": boxes[i]} for i, obj in enumerate(extras)],
     }
-    _write_text(_truth_path(job.video), _dumps(truth))
+    _write_text(truth_path(job.video), _dumps(truth))
 
 
 def _glyph_kinds(sprite_kind: str) -> tuple[str, ...]:
