@@ -132,7 +132,7 @@ def load_model(weights: str | Path | None = None, device: str | None = None, flo
     from avsplit.models.checkpoint import load_checkpoint
     from avsplit.models.config import check_flow_backend
     from avsplit.models.registry import resolve_weights
-    from avsplit.training import pick_device
+    from avsplit.runtime import pick_device
 
     path = resolve_weights(weights)
     model, meta = load_checkpoint(path, device=pick_device(device))

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from avsplit.training import pick_device
+    from avsplit.runtime import pick_device
 
     device = pick_device(args.device)
     tiny = args.tiny or device.type != "cuda"
