@@ -147,9 +147,6 @@ class CachedVideo:
     def array_names(self) -> list[str]:
         return sorted(self.meta["arrays"])
 
-    def has_array(self, name: str) -> bool:
-        return name in self.meta["arrays"]
-
     def array(self, name: str) -> np.ndarray:
         """A named array of the entry (``frames``, ``frame_times``, ``audio`` or an extra's), read-only."""
         arr = self._arrays.get(name)
@@ -197,11 +194,6 @@ class CachedVideo:
         ft = np.asarray(self.frame_times, dtype=np.float64)
         idx = np.searchsorted(ft, times + 1e-6, side="right") - 1
         return np.clip(idx, 0, max(0, ft.shape[0] - 1)).astype(np.int64)
-
-    def frame_index_at(self, t: float) -> int:
-        """Index of the frame on screen at ``t`` seconds."""
-        return int(self.frames_in(t, t, 1)[0])
-
 
 def _map_array(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     if math.prod(shape) == 0:

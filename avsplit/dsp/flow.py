@@ -412,14 +412,4 @@ def region_motion(values: np.ndarray, grid: Grid | tuple[int, int]) -> np.ndarra
     return (sums / areas).astype(np.float32)
 
 
-def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` ``(H, W[, C])`` at ``x + flow(x)`` (bilinear, edges replicated): with the
-    flow from frame A to frame B and ``image`` = B, the result lines B up with A."""
-    cv2 = _cv2()
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(np.ascontiguousarray(image), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "Grid", "make_flow", "iter_flow", "flow_magnitude", "region_motion", "to_grey", "warp_backward"]
+__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "Grid", "make_flow", "iter_flow", "flow_magnitude", "region_motion", "to_grey"]

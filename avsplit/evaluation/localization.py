@@ -23,23 +23,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from avsplit import io as media
+from avsplit.dsp.maps import upsample
 from avsplit.localize.maps import METHODS, OnsetMaps, compute_maps
 from avsplit.localize.model_maps import ModelMapSettings, ModelMaps
 
 #: Thresholds of the success curve whose area is the AUC.
 AUC_THRESHOLDS = np.linspace(0.0, 1.0, 21)
-
-
-def upsample(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A map ``(h, w)`` resized to ``size`` = ``(width, height)`` by bilinear interpolation
-    (pixel centres aligned, as image scalers do): float32 ``(height, width)``."""
-    import cv2
-
-    values = np.asarray(values, dtype=np.float32)
-    w, h = int(size[0]), int(size[1])
-    if values.shape == (h, w):
-        return values.copy()
-    return cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
@@ -146,13 +135,13 @@ def score_maps(maps: np.ndarray, times: np.ndarray, truth: dict, frame_size: tup
         gt = boxes_mask(boxes, (width, height))
         if not gt.any():
             continue
-        m = upsample(map_at(times, maps, (k + 0.5) / fps), (width, height))
+        m = upsample(map_at(times, maps, (k + 0.5) / fps), width, height)
         out.append(ciou(m, gt))
     return out
 
 
 __all__ = ["AUC_THRESHOLDS", "auc", "boxes_mask", "ciou", "map_at", "normalize", "predicted_region", "score_maps",
-           "success_rate", "summarize_cious", "upsample"]
+           "success_rate", "summarize_cious"]
 
 def truth_has_boxes(truth: dict) -> bool:
     """Whether a ``synth`` truth dict has per-frame boxes for its sources."""

@@ -101,15 +101,6 @@ class SeparationEngine:
         est = fullband.separate_original(masks, spec, audio, self.model.config.audio, target, self.extension)
         return est.cpu().numpy()
 
-    @torch.no_grad()
-    def pixel_energy(self, raw: torch.Tensor, warped: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        """Share of the mixture's (warped) magnitude each pixel's mask claims: ``(B, h, w)``."""
-        pix = self.model.activate(self.model.synthesizer.pixelwise(self.model.activate_pixels(raw), feats))
-        mag = warped[:, 0]  # (B, Fl, T)
-        total = mag.sum(dim=(-2, -1)).clamp(min=1e-8)
-        return torch.einsum("bhwft,bft->bhw", pix, mag) / total[:, None, None]
-
-
 def region_vectors(model: AVSeparator, raw: torch.Tensor, regions: Sequence[Region]) -> torch.Tensor:
     """Pool raw features ``(B, K, h, w)`` over each region (max, then the model's activation): ``(B, R, K)``
     (motion models: ``(B, steps, K, h, w)`` -> ``(B, R, steps, K)``)."""
