@@ -8,13 +8,10 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
-
-from avsplit.errors import AvsplitError
-from avsplit.files import check_output_dir, clean_stale_temporaries, find_videos, remove_if_empty
 
 
 def synth(out: str | Path, **options):
@@ -156,20 +153,25 @@ class BatchSummary:
     """Files in input folders that are not videos (by extension), e.g. audio-only files."""
 
 
-@contextlib.contextmanager
-def _batch_videos(inputs: Sequence[str | Path], out: str | Path, summary: BatchSummary) -> Iterator[list[Path]]:
-    """The videos of ``inputs`` with the output folder ready, both checked before torch and the model
-    load (seconds); an output folder made here is removed again if every input failed."""
+@contextmanager
+def _video_batch(inputs: Sequence[str | Path], out: str | Path) -> Iterator[tuple[list[Path], BatchSummary]]:
+    """The videos of ``inputs`` and a fresh summary, found and checked (with the output folder)
+    before torch and the model load; stale temporaries of an interrupted run are removed, and an
+    output folder made here is removed again if every input failed (nothing was written)."""
+    from avsplit.errors import AvsplitError
+    from avsplit.files import check_output_dir, clean_stale_temporaries, find_videos, remove_if_empty
+
+    summary = BatchSummary()
     videos = find_videos(inputs, ignored=summary.ignored)
     if not videos:
         raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
     created = check_output_dir(out)
     clean_stale_temporaries(out)
     try:
-        yield videos
+        yield videos, summary
     finally:
         if created:
-            remove_if_empty(out)  # every input failed: no empty output folder is left behind
+            remove_if_empty(out)
 
 
 def separate(
@@ -214,8 +216,7 @@ def separate(
         raise ConfigError(f"--sr {sample_rate} is out of range", fix="give a rate between 1000 and 384000 Hz")
     if mix and not 2 <= len(inputs) <= 4:
         raise ConfigError("--mix takes 2 to 4 solo videos")
-    summary = BatchSummary()
-    with _batch_videos(inputs, out, summary) as videos:
+    with _video_batch(inputs, out) as (videos, summary):
         _separate_batch(videos, Path(out), summary, mix=mix, weights=weights, flow_backend=flow_backend, device=device,
                         jobs=jobs, sources=sources, grid=grid, boxes=boxes, overlap=overlap, fmt=fmt,
                         sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch)
@@ -326,8 +327,7 @@ def localize(
     moves in time with the sound). Existing outputs are skipped unless ``overwrite``; a file that
     fails gets one error line and the batch goes on.
     """
-    summary = BatchSummary()
-    with _batch_videos(inputs, out, summary) as videos:
+    with _video_batch(inputs, out) as (videos, summary):
         _localize_batch(videos, Path(out), summary, method=method, weights=weights, flow_backend=flow_backend,
                         device=device, maps=maps, per_source=per_source, alpha=alpha, colormap=colormap, hop=hop,
                         map_rate=map_rate, overwrite=overwrite, batch=batch)
@@ -339,7 +339,7 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
     """The work of :func:`localize` once its inputs are known to exist."""
     from avsplit import io as media
     from avsplit.console import error_line, make_progress
-    from avsplit.errors import ConfigError, OutputError
+    from avsplit.errors import AvsplitError, ConfigError, OutputError
     from avsplit.localize import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
     from avsplit.localize.onsets import OnsetSettings
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
+import math
 import os
 import re
 import tempfile
@@ -187,3 +189,20 @@ def clean_stale_temporaries(folder: str | Path, max_age: float = STALE_SECONDS) 
         return 0
     candidates = list(folder.glob(".*.part*")) + list(folder.glob("*/.*.part*"))
     return _remove_stale(candidates, max_age)
+
+
+def finite_json(obj):
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, in dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def json_text(obj, **options) -> str:
+    """Valid JSON text of ``obj`` (``json.dumps`` options): a score that is not a finite number is
+    written as ``null``, never as the ``NaN``/``Infinity`` that JSON readers reject."""
+    return json.dumps(finite_json(obj), allow_nan=False, **options)

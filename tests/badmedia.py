@@ -54,6 +54,11 @@ def _av_file(path: Path, fmt: str | None, vcodec: str | None, acodec: str | None
     return path
 
 
+def zero_frame_video(path: Path) -> Path:
+    """A Matroska file with a video stream that holds no frame at all, and 1 s of sound."""
+    return _av_file(path, "matroska", "libx264", "aac", seconds=0.0, audio_seconds=1.0)
+
+
 def remux(source: Path, target: Path, faststart: bool) -> Path:
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(source)) as src, av.open(str(target), "w", format="mp4", options=options) as dst:
@@ -94,6 +99,7 @@ def make_matrix(folder: Path, scratch: Path) -> tuple[list[str], list[str]]:
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(scratch / "pic.png")
     add("png-renamed.mp4", False).write_bytes((scratch / "pic.png").read_bytes())
     _av_file(add("vfr.mp4", True), "mp4", "libx264", "aac", vfr=True, seconds=2.0)
+    zero_frame_video(add("no-frames.mkv", False))
     _av_file(add("surround-48k.mp4", True), "mp4", "libx264", "aac", rate=48000, layout="5.1")
     _av_file(add("hires-96k.mp4", True), "mp4", "libx264", "aac", rate=96000)
     write_test_video(add("one-pixel.mp4", True), seconds=1.0, size=(1, 1))

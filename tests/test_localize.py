@@ -165,6 +165,25 @@ def test_localize_onsets_and_per_source(tiny_weights, synth_set, tmp_path):
     assert r.exit_code == 1 and "--per-source" in r.output
 
 
+def test_localize_keeps_every_frame_of_a_variable_frame_rate_video(tmp_path):
+    """Issue 13 item 9: a VFR video (irregular gaps, some frames on screen for a third of a period)
+    comes out with every input frame once, at its own time, and the input's duration (resampling at
+    the average rate dropped some frames and doubled others)."""
+    from test_media import read_barcode, write_av
+
+    gaps = np.random.default_rng(0).uniform(0.3, 1.7, 95) / 12
+    times = [0.0] + [round(t, 3) for t in np.cumsum(gaps)]
+    path = write_av(tmp_path / "in" / "vfr.mp4", frame_times=times, seconds=times[-1] + 1 / 12, fps=12)
+    assert media.probe(path).variable_frame_rate
+    r = _invoke("localize", path, "-o", tmp_path / "out", "--method", "onsets", "--alpha", 0, "-q")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out" / "vfr.mp4"
+    written = list(media.iter_frames(out))
+    assert [read_barcode(f) for _, f in written] == list(range(96))
+    assert [t for t, _ in written] == pytest.approx(times, abs=1e-3)
+    assert media.probe(out).duration == pytest.approx(media.probe(path).duration, abs=0.05)
+
+
 def test_bad_file_in_batch_one_line_and_skip_overwrite(tiny_weights, synth_set, tmp_path):
     inputs = make_bad_batch(tmp_path / "in", next((synth_set / "solos").rglob("*.mp4")))
     out = tmp_path / "out"
@@ -203,6 +222,29 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "n.json").read_text())["summary"]
     assert "model" in summary["wild/different-kind"] and "localization" not in summary["wild/different-kind"]
+
+
+def test_evaluate_json_stays_valid_when_scores_are_undefined(tiny_weights, synth_set, tmp_path, monkeypatch):
+    """Non-finite BSS Eval scores (a degenerate source) are reported and left out: the JSON is strict."""
+    import avsplit.evaluation.bss as metrics
+
+    real = metrics._bss
+
+    def degenerate(ref, est):  # the last source's SIR is undefined (sources of the mixtures: 0 and 1)
+        sdr, sir, sar = real(ref, est)
+        sir[-1] = np.nan
+        return sdr, sir, sar
+
+    monkeypatch.setattr(metrics, "_bss", degenerate)
+    r = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "1", "--no-localization",
+                "--json", tmp_path / "e.json", "--csv", tmp_path / "e.csv")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "e.json").read_text(), parse_constant=pytest.fail)  # no NaN / Infinity
+    mix = [i for i in data["items"] if i["protocol"] == "mix"]
+    assert mix and all("model: 1" in i["undefined_sources"] and not i["skipped"] for i in mix)
+    assert all(np.isfinite(i["model_sir"]) for i in mix)
+    assert np.isfinite(data["summary"]["mix"]["model"]["sir"]["mean"])
+    assert "scores undefined" in r.output
 
 
 def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():

@@ -267,6 +267,28 @@ def test_audio_only_file(files, name):
     assert peak_hz(audio, SR) == pytest.approx(440, abs=2)
 
 
+def test_video_stream_with_no_frames(tmp_path):
+    """Issue 13 item 7: a video stream that holds no frame (sound only) is said to be so, not "truncated"."""
+    from badmedia import zero_frame_video
+
+    from avsplit.localize import localize_video
+
+    path = zero_frame_video(tmp_path / "no-frames.mkv")
+    info = media.probe(path)
+    assert info.has_video and info.empty_video and not info.truncated
+    expected = f"{path}: its video stream has no frames. Re-export it with its picture, or give another video."
+    with pytest.raises(EmptyMediaError) as err:
+        info.require_video()
+    assert check_message(err.value, path) == expected
+    with pytest.raises(EmptyMediaError) as err:
+        localize_video(path, tmp_path / "out", method="onsets")
+    assert str(err.value) == expected
+    assert not (tmp_path / "out").exists()
+    assert len(media.read_audio(path, SR)) >= 0.9 * SR  # the sound is still there
+    good = write_av(tmp_path / "good.mkv", fmt="matroska")  # a normal file is not flagged
+    assert not media.probe(good).empty_video
+
+
 def test_variable_frame_rate(tmp_path):
     """Irregular timestamps (with B-frames, as phones write them): every requested time gets the
     frame that was on screen then, from the start, after a seek, and through read_frames."""

@@ -51,3 +51,48 @@ def test_silent_estimate_scores_badly_not_nan():
     est[0] = 0
     scores = bss_eval(refs, est)
     assert np.isfinite(scores.sdr).all() and scores.sdr[0] < 0
+
+
+def _degenerate_bss(monkeypatch, sources):
+    """mir_eval returning non-finite scores for ``sources`` (as for degenerate signals; which signals
+    do that depends on the CPU's rounding, so the scores are made non-finite here)."""
+    import avsplit.evaluation.bss as metrics
+
+    real = metrics._bss
+
+    def bss(ref, est):
+        sdr, sir, sar = real(ref, est)
+        for k in sources:
+            sir[k], sar[k] = np.nan, np.inf
+        return sdr, sir, sar
+
+    monkeypatch.setattr(metrics, "_bss", bss)
+
+
+def test_non_finite_scores_are_reported_and_left_out(monkeypatch):
+    from avsplit.evaluation.scores import EvalItem, score
+
+    refs, rng = _signals(3)
+    est = refs + 0.1 * rng.standard_normal(refs.shape)
+    _degenerate_bss(monkeypatch, [1])
+    scores = bss_eval(refs, est, refs.sum(0))
+    assert scores.undefined == [1] and scores.sources == [0, 2]
+    assert all(len(v) == 2 and np.isfinite(v).all() for v in (scores.sdr, scores.sir, scores.sar, scores.nsdr))
+    assert np.isfinite(list(scores.mean().values())).all()
+    item = EvalItem("mix", "a+b+c", [], [])
+    score(item, refs, refs.sum(0), {"model": est})
+    assert not item.skipped and item.undefined == {"model": [1]} and item.row()["undefined_sources"] == "model: 1"
+    assert np.isfinite(list(item.scores["model"].values())).all()
+    _degenerate_bss(monkeypatch, [0, 1, 2])
+    none_left = EvalItem("mix", "a+b+c", [], [])
+    score(none_left, refs, refs.sum(0), {"model": est})
+    assert "undefined" in none_left.skipped and not none_left.scores
+
+
+def test_json_text_writes_null_for_non_finite_numbers():
+    import json
+
+    from avsplit.files import json_text
+
+    text = json_text({"a": float("nan"), "b": [1.5, float("inf"), (float("-inf"), 2)], "c": "NaN"})
+    assert json.loads(text, parse_constant=pytest.fail) == {"a": None, "b": [1.5, None, [None, 2]], "c": "NaN"}

@@ -3,7 +3,8 @@
 ``bss_eval`` calls ``mir_eval.separation.bss_eval_sources(reference, estimate,
 compute_permutation=False)``; NSDR is the SDR gain over using the unseparated mixture as every
 source's estimate. Silent references make BSS Eval undefined: they are detected, reported and
-skipped, never averaged in as NaN.
+skipped, never averaged in as NaN; so are sources whose scores still come out non-finite (NaN or
+infinite: a degenerate reference or estimate).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class SeparationScores:
     nsdr: list[float] = field(default_factory=list)
     sources: list[int] = field(default_factory=list)
     silent: list[int] = field(default_factory=list)
+    undefined: list[int] = field(default_factory=list)
+    """Sounding sources whose scores are not finite numbers: reported and left out, as silent ones."""
 
     @property
     def valid(self) -> bool:
@@ -74,10 +77,19 @@ def bss_eval(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray | 
         rng = np.random.default_rng(0)
         est[dead] = rng.standard_normal((int(dead.sum()), est.shape[1])) * 1e-6
     sdr, sir, sar = _bss(ref, est)
-    scores.sdr, scores.sir, scores.sar = sdr.tolist(), sir.tolist(), sar.tolist()
-    scores.sources = keep
+    table = [sdr, sir, sar]
     if mixture is not None:
         mix = np.broadcast_to(np.asarray(mixture, dtype=np.float64), ref.shape)
         sdr_mix, _, _ = _bss(ref, mix.copy())
-        scores.nsdr = (sdr - sdr_mix).tolist()
+        table.append(sdr - sdr_mix)
+    table = np.asarray(table, dtype=np.float64)  # (metrics, sounding sources)
+    defined = np.isfinite(table).all(axis=0)
+    scores.undefined = [keep[j] for j in np.flatnonzero(~defined)]
+    scores.sources = [keep[j] for j in np.flatnonzero(defined)]
+    if not scores.sources:
+        return scores
+    rows = [table[m][defined].tolist() for m in range(table.shape[0])]
+    scores.sdr, scores.sir, scores.sar = rows[:3]
+    if mixture is not None:
+        scores.nsdr = rows[3]
     return scores

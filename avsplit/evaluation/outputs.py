@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,7 +12,7 @@ from rich.table import Table
 from avsplit.console import stdout_console
 from avsplit.evaluation.breakdown import markdown_lines
 from avsplit.evaluation.scores import LOC_METHODS, LOC_METRICS, METHODS, METRICS, EvalItem
-from avsplit.files import atomic_path
+from avsplit.files import atomic_path, json_text
 
 
 # ------------------------------------------------------------------ output
@@ -77,7 +76,7 @@ def write_outputs(items: Sequence[EvalItem], summary: dict[str, Any], meta: dict
     if json_path:
         payload = {"meta": meta, "summary": summary,
                    "items": [{**r, "per_source": it.per_source} for r, it in zip(rows, items)]}
-        text = json.dumps(payload, indent=2)
+        text = json_text(payload, indent=2)
         if str(json_path) == "-":  # --json -: to stdout
             sys.stdout.write(text + "\n")
         else:

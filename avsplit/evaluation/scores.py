@@ -35,6 +35,7 @@ class EvalItem:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metric -> mean over sources
     per_source: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     silent: list[int] = field(default_factory=list)
+    undefined: dict[str, list[int]] = field(default_factory=dict)  # method -> sources with non-finite scores
     skipped: str | None = None
     kind: str = ""  # for wild: "same-kind" / "different-kind"
     localization: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> ciou/ciou50/auc/frames
@@ -48,6 +49,8 @@ class EvalItem:
                                "videos": " + ".join(self.videos),
                                "categories": " + ".join(c or "?" for c in self.categories),
                                "skipped": self.skipped or "", "silent_sources": ",".join(map(str, self.silent))}
+        if self.undefined:
+            row["undefined_sources"] = "; ".join(f"{m}: {','.join(map(str, s))}" for m, s in self.undefined.items())
         for method, metrics in self.scores.items():
             for k, v in metrics.items():
                 row[f"{method}_{k}"] = round(v, 4)
@@ -67,8 +70,13 @@ def score(item: EvalItem, reference: np.ndarray, mix: np.ndarray, estimates: dic
     """Fill ``item.scores`` for every method in ``estimates``."""
     for method, est in estimates.items():
         s = bss_eval(reference, est, mix)
+        if s.undefined:
+            item.undefined[method] = s.undefined
+            warn_line(f"{item.name}: {method} scores undefined (not finite) for sources {s.undefined}; "
+                      "left out of the means")
         if not s.valid:
-            item.skipped = f"fewer than two sounding references (silent: {s.silent})"
+            item.skipped = (f"fewer than two sounding references (silent: {s.silent})" if not s.undefined
+                            else f"scores undefined (not finite) for every source of {method}")
             item.silent = s.silent
             return
         item.silent = s.silent

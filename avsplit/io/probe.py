@@ -47,10 +47,15 @@ class MediaInfo:
     truncated: bool = False
     """True when the file's data stops well before the duration its index declares (a cut file):
     windows before the cut read, anything after raises :class:`TruncatedMediaError`."""
+    empty_video: bool = False
+    """True when the video stream is there but the whole (uncut) file holds no packet of it."""
 
     def require_video(self) -> "MediaInfo":
         if not self.has_video:
             raise NoVideoStreamError("has no video stream", self.path, "give a video file, not an audio-only file")
+        if self.empty_video:
+            raise EmptyMediaError("its video stream has no frames", self.path,
+                                  "re-export it with its picture, or give another video")
         return self
 
     def require_audio(self) -> "MediaInfo":
@@ -87,6 +92,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
             raise UnreadableMediaError("has no audio or video stream", path, FIX_UNREADABLE)
         origin = _origin(container)
         durations = []
+        video_packets = None
         if container.duration is not None:
             durations.append(container.duration / av.time_base)
         info: dict = {"path": path, "has_video": vs is not None, "has_audio": astream is not None, "start_time": origin}
@@ -101,7 +107,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
                 durations.append(info["video_start"] + d)
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             info["fps"] = float(rate) if rate else None
-            info["variable_frame_rate"] = _looks_variable(container, vs)
+            info["variable_frame_rate"], video_packets = _looks_variable(container, vs)
             if vs.frames:
                 info["num_frames"] = int(vs.frames)
         if astream is not None:
@@ -121,6 +127,8 @@ def _probe_here(path: str | Path) -> MediaInfo:
             info["num_frames"] = int(round((duration - info.get("video_start", 0.0)) * info["fps"]))
         if duration and math.isfinite(duration):
             info["truncated"] = _data_stops_early(container, origin, duration)
+        # No packet at all (counted to the end of a file that is not cut), none declared either.
+        info["empty_video"] = vs is not None and video_packets == 0 and not vs.frames and not info.get("truncated")
     if not duration or duration <= 0 or not math.isfinite(duration):
         raise EmptyMediaError("has zero length", path, "re-export it; the file holds no playable content")
     if info.get("has_video") and (not info.get("width") or not info.get("height")):
@@ -134,20 +142,28 @@ def _stream_seconds(value, time_base) -> float | None:
     return float(value * time_base)
 
 
-def _looks_variable(container, stream) -> bool:
-    """True when packet timestamps of the first few seconds are not evenly spaced."""
+def _looks_variable(container, stream) -> tuple[bool, int | None]:
+    """Whether packet timestamps of the first few seconds are not evenly spaced, and how many
+    packets of ``stream`` hold data among those read (None when reading failed before the end)."""
     pts = []
+    found = 0
     packets = container.demux(stream)
     try:
         for packet in packets:
+            found += 1 if packet.size else 0
             if packet.pts is not None and packet.size:
                 pts.append(packet.pts)
             if len(pts) >= _VFR_PROBE_PACKETS:
                 break
     except (av.error.FFmpegError, OSError):
-        pass
+        found = found or None
     finally:
         packets.close()
+    return _uneven(pts), found
+
+
+def _uneven(pts: list[int]) -> bool:
+    """Whether timestamps (in any order) are not evenly spaced."""
     if len(pts) < 3:
         return False
     deltas = np.diff(np.sort(np.asarray(pts, dtype=np.int64)))

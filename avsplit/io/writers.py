@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def write_audio(
 
 # -------------------------------------------------------------------------------------- writing
 
+# Time base of frames written at their own times (VideoWriter with variable_rate): the MPEG 90 kHz clock.
+_VFR_TIME_BASE = Fraction(1, 90000)
 # Rates the AAC encoder accepts.
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 
@@ -73,7 +76,10 @@ class VideoWriter:
     held in memory. Copied audio keeps its timing relative to the start of its file, the same
     origin :func:`iter_frames` uses, so frames taken from that file stay in sync. Audio and video
     are interleaved as frames are written; audio past the end of the last video frame is dropped,
-    so both streams end together. The file appears at ``path`` only when :meth:`close`
+    so both streams end together. With ``variable_rate`` each frame is written at the time given
+    to :meth:`write` (seconds from the file's start, as :func:`iter_frames` yields them without
+    ``fps``), so a variable-frame-rate video keeps every frame and its timing; ``fps`` is then
+    only the last frame's duration. The file appears at ``path`` only when :meth:`close`
     succeeds; on any error the partial file is removed and nothing is left at ``path``.
 
     Odd frame sizes are padded by one pixel (edge replicated) because H.264 4:2:0 needs even
@@ -96,6 +102,7 @@ class VideoWriter:
         crf: int = 23,
         preset: str = "veryfast",
         audio_bitrate: int | None = None,
+        variable_rate: bool = False,
     ):
         self.path = Path(path)
         self._audio_bitrate = audio_bitrate
@@ -109,6 +116,9 @@ class VideoWriter:
         self._enc_h = self.height + (self.height % 2)
         self._closed = True
         self._frames = 0
+        self._variable_rate = bool(variable_rate)
+        self._last_pts = -1
+        self._end = 0.0  # seconds: the end of the video written so far
         self._container = None
         self._src = None
         self._src_items = None
@@ -134,6 +144,8 @@ class VideoWriter:
             self._vstream.height = self._enc_h
             self._vstream.pix_fmt = "yuv420p"
             self._vstream.options = {"crf": str(crf), "preset": preset}
+            if self._variable_rate:
+                self._vstream.codec_context.time_base = _VFR_TIME_BASE
             if audio is not None:
                 if audio_rate is None:
                     raise ValueError("audio_rate is needed with audio")
@@ -154,10 +166,13 @@ class VideoWriter:
             raise
 
     # ---- public API
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 ``(height, width, 3)`` frame."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB uint8 ``(height, width, 3)`` frame (at ``time`` seconds with ``variable_rate``)."""
         if self._closed:
             raise ValueError("VideoWriter is closed")
+        if self._variable_rate and (time is None or not math.isfinite(time)):
+            self._abort()
+            raise ValueError(f"a variable-rate VideoWriter needs each frame's time, got {time}")
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             self._abort()
@@ -166,12 +181,19 @@ class VideoWriter:
             frame = np.pad(frame, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
         try:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            vf.pts = self._frames
-            vf.time_base = 1 / self.fps
+            if self._variable_rate:  # its own time, strictly after the previous frame
+                vf.pts = max(self._last_pts + 1, int(round(max(0.0, time) / _VFR_TIME_BASE)))
+                vf.time_base = _VFR_TIME_BASE
+                self._end = float(vf.pts * _VFR_TIME_BASE + 1 / self.fps)
+            else:
+                vf.pts = self._frames
+                vf.time_base = 1 / self.fps
+                self._end = float((self._frames + 1) / self.fps)
+            self._last_pts = vf.pts
             self._frames += 1
             for packet in self._vstream.encode(vf):
                 self._container.mux(packet)
-            self._mux_audio_until(self._frames / self.fps)
+            self._mux_audio_until(self._end)
         except MediaError:
             self._abort()
             raise
@@ -191,7 +213,7 @@ class VideoWriter:
         try:
             for packet in self._vstream.encode(None):
                 self._container.mux(packet)
-            self._mux_audio_until(self._frames / self.fps, final=True)
+            self._mux_audio_until(self._end, final=True)
             self._container.close()
             if self._src is not None:
                 self._src.close()

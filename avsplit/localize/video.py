@@ -89,16 +89,17 @@ def localize_video(
                                  sources=len(shown or []), extra=extra)
     clock = _MapClock(iter(source), writer_maps.write if writer_maps else None)
     fps = info.fps or 25.0
-    frames = media.iter_frames(path, fps=fps if info.variable_frame_rate else None)
+    frames = media.iter_frames(path)  # every decoded frame, at its own time
     task = None
     if progress is not None:
         task = progress.add_task(f"  {path.name}", total=info.num_frames or None, status="")
     written = 0
     try:
-        with media.VideoWriter(video_out, fps=fps, width=info.width, height=info.height, copy_audio_from=path) as vw:
+        with media.VideoWriter(video_out, fps=fps, width=info.width, height=info.height, copy_audio_from=path,
+                               variable_rate=info.variable_frame_rate) as vw:
             for t, frame in frames:
                 values, sources = clock.at(t)
-                vw.write(renderer.render(t, frame, values, sources))
+                vw.write(renderer.render(t, frame, values, sources), t)
                 written += 1
                 if task is not None:
                     progress.advance(task)

@@ -12,7 +12,7 @@ from typing import Any
 
 from avsplit.console import stdout_console
 from avsplit.errors import CheckpointError
-from avsplit.files import atomic_path
+from avsplit.files import atomic_path, json_text
 
 REGISTRY_FILE = "registry.json"
 
@@ -121,7 +121,7 @@ def print_registry(as_json: bool = False) -> None:
     registry = load_registry()
     if as_json:
         entries = [{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(m).items()} for m in registry]
-        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        sys.stdout.write(json_text(entries, indent=2) + "\n")
         return
     if not registry:
         stdout_console.print(f"No weights are registered yet ({weights_dir() / REGISTRY_FILE}).")
@@ -162,5 +162,5 @@ def register_model(
     if default:
         data["default"] = name
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(json_text(data, indent=2) + "\n")
     return next(m for m in load_registry(directory) if m.name == name)

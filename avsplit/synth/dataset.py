@@ -31,7 +31,7 @@ import numpy as np
 from avsplit import __version__
 from avsplit.console import error_line, log, make_progress, warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
-from avsplit.files import atomic_path, ensure_dir, truth_path, truth_source_path
+from avsplit.files import atomic_path, ensure_dir, json_text, truth_path, truth_source_path
 from avsplit.io import VideoWriter, write_audio
 from avsplit.synth.audio import fluidsynth_problem, resolve_renderer
 from avsplit.synth.clip import Settings, make_sound, sound_truth
@@ -158,7 +158,7 @@ def _is_complete(video: Path) -> bool:
 
 def _dumps(obj) -> str:
     """JSON with two-space indentation, but short lists of numbers/booleans kept on one line."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    text = json_text(obj, indent=2, ensure_ascii=False)
     atom = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)"
     pattern = re.compile(r"\[\s*(" + atom + r"(?:\s*,\s*" + atom + r")*)\s*\]")
     return pattern.sub(lambda m: "[" + ", ".join(p.strip() for p in m.group(1).split(",")) + "]", text) + "\n"
