@@ -2,8 +2,9 @@
 
 Read bottom-up: :mod:`.windows` (a video window by window), :mod:`.regions` (sources as picture
 regions), :mod:`.engine` (the model pass over batches of windows), :mod:`.counting` and
-:mod:`.discovery` (finding a video's sources and how many), :mod:`.stems` (cross-faded tracks
-written as they come) and :mod:`.separate` (``separate`` and ``separate --mix`` on files).
+:mod:`.discovery` (finding a video's sources and how many), :mod:`.loader` (decoding in worker
+processes, as messages per video), :mod:`.stems` (cross-faded tracks written as they come) and
+:mod:`.separate` (``separate`` and ``separate --mix`` on files).
 """
 
 from avsplit.inference.discovery import discover_regions, discovery_windows, find_regions, saliency

@@ -35,12 +35,12 @@ from avsplit.dsp import fullband
 from avsplit.dsp.chunking import Window
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
-from avsplit.inference.discovery import discovery_picks, discovery_windows, find_regions
+from avsplit.inference.discovery import discovery_picks, find_regions
 from avsplit.inference.engine import SeparationEngine, region_vectors
+from avsplit.inference.loader import VideoEnd, VideoStart, VideoWindow, VideoWindowSource, video_loader
 from avsplit.inference.regions import Region, box_regions, grid_regions
 from avsplit.inference.stems import StemJoiner, StreamingWavWriter
 from avsplit.inference.windows import WindowStream
-from avsplit.models import ModelConfig
 
 
 
@@ -96,52 +96,6 @@ class RegionSpec:
         return "box" if self.boxes else ("grid" if self.grid else "cluster")
 
 
-class VideoWindowSource(torch.utils.data.IterableDataset):
-    """Decodes videos for separation, in DataLoader worker processes when ``-j`` > 1.
-
-    Each worker takes every n-th video and yields, in order, a ``start`` message (probe info,
-    windows, and the discovery windows when sources must be found), one ``window`` message per
-    window (its model-rate mixture audio, its original sound at the output rate and the frames
-    inside it), then ``end`` -- or ``error`` with the one-line reason as soon as the video fails.
-    ``sample_rate``/``mono``: the output rate (default: each video's own) and channels.
-    """
-
-    def __init__(self, paths: Sequence[Path], config: ModelConfig, overlap: float, discover: bool,
-                 sample_rate: int | None = None, mono: bool = False):
-        self.paths = [Path(p) for p in paths]
-        self.config = config
-        self.overlap = overlap
-        self.discover = discover
-        self.sample_rate = sample_rate
-        self.mono = mono
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        ids = range(len(self.paths)) if info is None else range(info.id, len(self.paths), info.num_workers)
-        for i in ids:
-            try:
-                stream = WindowStream(self.paths[i], self.config, self.overlap, out_rate=self.sample_rate, mono=self.mono)
-                disc = discovery_windows(stream) if self.discover else None
-                yield {"kind": "start", "video": i, "info": stream.info, "total": stream.total,
-                       "windows": stream.windows, "frame_size": stream.frame_size, "discovery": disc,
-                       "target": stream.target, "out_total": stream.out_total, "out_windows": stream.out_windows}
-                if disc is not None and len(disc[0]) == len(stream.windows):
-                    # a short video: every window was read for discovery, so it is not decoded twice
-                    windows = zip(stream.windows, disc[0], disc[1])
-                else:
-                    windows = stream.iterate()
-                for (win, audio, frames), original in zip(windows, stream.original_in_order()):
-                    yield {"kind": "window", "video": i, "window": win, "audio": audio, "frames": frames,
-                           "original": original}
-                yield {"kind": "end", "video": i}
-            except AvsplitError as exc:
-                yield {"kind": "error", "video": i, "message": str(exc)}
-
-
-def _passthrough(item):
-    return item
-
-
 @dataclass
 class _VideoJob:
     path: Path
@@ -156,6 +110,94 @@ class _VideoJob:
 
     def abort(self) -> None:
         self.stems.abort()
+
+
+def _plan_outputs(paths: Sequence[Path], out: Path, overwrite: bool) -> Iterator[tuple[Path, str | None]]:
+    """Each input with what stops it: ``None`` (to separate), ``"skip"`` (its outputs exist) or the
+    error line of a name clash (two inputs of one stem would write one folder)."""
+    stems: dict[str, Path] = {}
+    for p in map(Path, paths):
+        folder = out / p.stem
+        first = stems.setdefault(p.stem, p)
+        if first != p:
+            yield p, str(OutputError(f"has the same name as {first} in this batch (both would write {folder})", p,
+                                     "separate it into another -o folder, or rename it"))
+        elif (folder / "sources.json").exists() and not overwrite:
+            yield p, "skip"
+        else:
+            yield p, None
+
+
+def _separate_windows(engine: SeparationEngine, pending: list[VideoWindow], jobs_by_id: dict[int, _VideoJob]) -> None:
+    """Separate the ``pending`` windows, batched by frame shape, into their videos' stems."""
+    groups: dict[tuple, list[VideoWindow]] = {}
+    for msg in pending:
+        groups.setdefault(msg.frames.shape, []).append(msg)
+    pending.clear()
+    for group in groups.values():
+        # windows already analysed while finding the sources (all of them, for a short video) are not
+        # analysed again
+        todo_idx = [b for b, m in enumerate(group) if m.window.start not in jobs_by_id[m.video].known]
+        if todo_idx:
+            spec_new, warped_new, feats_new = engine.analyse(np.stack([group[b].audio for b in todo_idx]))
+            raw_new = engine.visual(np.stack([group[b].frames for b in todo_idx]))
+        for b, msg in enumerate(group):
+            job = jobs_by_id[msg.video]
+            known = job.known.pop(msg.window.start, None)
+            if known is not None:
+                raw_b, spec_b, warped_b, feats_b = known
+            else:
+                i = todo_idx.index(b)
+                raw_b, spec_b, warped_b, feats_b = (raw_new[i : i + 1], spec_new[i : i + 1], warped_new[i : i + 1],
+                                                    feats_new[i : i + 1])
+            vectors = region_vectors(engine.model, raw_b, job.regions)
+            est = engine.separate(spec_b, warped_b, feats_b, vectors, msg.original[None], job.target)[0]  # (R, C, S)
+            job.stems.add(msg.window.index, est, msg.original)
+
+
+def _start_job(engine: SeparationEngine, msg: VideoStart, path: Path, out: Path, regions: RegionSpec, fmt: str) -> _VideoJob:
+    """A video's regions (given, or found on its discovery windows) and its track writers."""
+    info = msg.info
+    video_size = (info.width, info.height)
+    fw, fh = msg.frame_size
+    grid_shape = engine.grid_shape((fw, fh))
+    if regions.boxes:
+        found = box_regions(regions.boxes, grid_shape, video_size)
+    elif regions.grid:
+        found = grid_regions(regions.grid[0], regions.grid[1], grid_shape, (fw, fh), video_size)
+    known: dict[int, torch.Tensor] = {}
+    if not (regions.boxes or regions.grid):
+        audio, frames = msg.discovery
+        seen: dict = {}
+        found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
+        for i, w in zip(discovery_picks(len(msg.windows)), range(len(seen["raw"]))):
+            known[msg.windows[i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["warped"][w : w + 1],
+                                           seen["audio"][w : w + 1])
+    folder = ensure_dir(out / path.stem)
+    names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
+    target = msg.target
+    writers = [StreamingWavWriter(folder / n, target.sample_rate, fmt) for n in names]
+    residual = StreamingWavWriter(folder / f"residual.{fmt}", target.sample_rate, fmt)
+    stems = StemJoiner(msg.out_total, target.clip_samples, msg.out_windows, writers, residual=residual)
+    return _VideoJob(path, folder, info, found, stems, target, names, known)
+
+
+def _finish_job(job: _VideoJob, method: str, model_rate: int, fmt: str, weights_name: str) -> SeparateResult:
+    """Close a video's tracks and write its ``sources.json`` (last: it marks the folder complete)."""
+    if not all(math.isfinite(r.confidence) and all(map(math.isfinite, r.box)) for r in job.regions):
+        raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
+                           "check the weights: they may come from a diverged training run")
+    job.stems.close()
+    sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
+                "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
+    meta = {"video": str(job.path), "method": method, "sample_rate": job.target.sample_rate,
+            "channels": job.stems.writers[0].channels if job.stems.writers else 1,
+            "model_sample_rate": model_rate, "duration": job.info.duration, "weights": weights_name,
+            "residual": f"residual.{fmt}", "sources": sources}
+    with atomic_path(job.folder / "sources.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, allow_nan=False))  # never invalid JSON (NaN)
+    files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
+    return SeparateResult(job.folder, files, sources)
 
 
 def separate_videos(
@@ -182,117 +224,40 @@ def separate_videos(
     """
     cfg = engine.model.config
     todo = []
-    stems: dict[str, Path] = {}
-    for p in paths:
-        folder = out / Path(p).stem
-        first = stems.setdefault(Path(p).stem, Path(p))
-        if first != Path(p):
-            yield Path(p), None, str(OutputError(
-                f"has the same name as {first} in this batch (both would write {folder})", Path(p),
-                "separate it into another -o folder, or rename it"))
-        elif (folder / "sources.json").exists() and not overwrite:
-            yield Path(p), SeparateResult(folder, skipped=True), None
+    for p, stop in _plan_outputs(paths, out, overwrite):
+        if stop is None:
+            todo.append(p)
+        elif stop == "skip":
+            yield p, SeparateResult(out / p.stem, skipped=True), None
         else:
-            todo.append(Path(p))
+            yield p, None, stop
     if not todo:
         return
     source = VideoWindowSource(todo, cfg, overlap, discover=regions.method == "cluster", sample_rate=sample_rate, mono=mono)
-    workers = min(jobs, len(todo)) if jobs > 1 else 0
-    loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=workers, collate_fn=_passthrough,
-                                         prefetch_factor=4 if workers else None)
     jobs_by_id: dict[int, _VideoJob] = {}
     failed: set[int] = set()
-    pending: list[dict] = []
-
-    def flush() -> None:
-        groups: dict[tuple, list[dict]] = {}
-        for msg in pending:
-            groups.setdefault(msg["frames"].shape, []).append(msg)
-        pending.clear()
-        for group in groups.values():
-            # windows already analysed while finding the sources (all of them, for a short video) are not
-            # analysed again
-            todo_idx = [b for b, m in enumerate(group) if m["window"].start not in jobs_by_id[m["video"]].known]
-            if todo_idx:
-                spec_new, warped_new, feats_new = engine.analyse(np.stack([group[b]["audio"] for b in todo_idx]))
-                raw_new = engine.visual(np.stack([group[b]["frames"] for b in todo_idx]))
-            for b, msg in enumerate(group):
-                job = jobs_by_id[msg["video"]]
-                known = job.known.pop(msg["window"].start, None)
-                if known is not None:
-                    raw_b, spec_b, warped_b, feats_b = known
-                else:
-                    i = todo_idx.index(b)
-                    raw_b, spec_b, warped_b, feats_b = (raw_new[i : i + 1], spec_new[i : i + 1], warped_new[i : i + 1],
-                                                        feats_new[i : i + 1])
-                vectors = region_vectors(engine.model, raw_b, job.regions)
-                est = engine.separate(spec_b, warped_b, feats_b, vectors, msg["original"][None], job.target)[0]  # (R, C, S)
-                job.stems.add(msg["window"].index, est, msg["original"])
-
-    def start(msg: dict) -> _VideoJob:
-        path = todo[msg["video"]]
-        info = msg["info"]
-        video_size = (info.width, info.height)
-        fw, fh = msg["frame_size"]
-        grid_shape = engine.grid_shape((fw, fh))
-        if regions.boxes:
-            found = box_regions(regions.boxes, grid_shape, video_size)
-        elif regions.grid:
-            found = grid_regions(regions.grid[0], regions.grid[1], grid_shape, (fw, fh), video_size)
-        known: dict[int, torch.Tensor] = {}
-        if not (regions.boxes or regions.grid):
-            audio, frames = msg["discovery"]
-            seen: dict = {}
-            found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
-            for i, w in zip(discovery_picks(len(msg["windows"])), range(len(seen["raw"]))):
-                known[msg["windows"][i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["warped"][w : w + 1],
-                                                  seen["audio"][w : w + 1])
-        folder = ensure_dir(out / path.stem)
-        names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
-        target = msg["target"]
-        writers = [StreamingWavWriter(folder / n, target.sample_rate, fmt) for n in names]
-        residual = StreamingWavWriter(folder / f"residual.{fmt}", target.sample_rate, fmt)
-        stems = StemJoiner(msg["out_total"], target.clip_samples, msg["out_windows"], writers, residual=residual)
-        return _VideoJob(path, folder, info, found, stems, target, names, known)
-
-    def finish(job: _VideoJob) -> SeparateResult:
-        if not all(math.isfinite(r.confidence) and all(map(math.isfinite, r.box)) for r in job.regions):
-            raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
-                               "check the weights: they may come from a diverged training run")
-        job.stems.close()
-        sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
-                    "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
-        meta = {"video": str(job.path), "method": regions.method, "sample_rate": job.target.sample_rate,
-                "channels": job.stems.writers[0].channels if job.stems.writers else 1,
-                "model_sample_rate": cfg.audio.sample_rate, "duration": job.info.duration, "weights": weights_name,
-                "residual": f"residual.{fmt}", "sources": sources}
-        with atomic_path(job.folder / "sources.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2, allow_nan=False))  # never invalid JSON (NaN)
-        files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
-        return SeparateResult(job.folder, files, sources)
-
+    pending: list[VideoWindow] = []
     try:
-        for msg in loader:
-            vid = msg["video"]
+        for msg in video_loader(source, jobs):
+            vid = msg.video
             if vid in failed:
                 continue
-            kind = msg["kind"]
             try:
-                if kind == "start":
-                    jobs_by_id[vid] = start(msg)
-                elif kind == "window":
+                if isinstance(msg, VideoStart):
+                    jobs_by_id[vid] = _start_job(engine, msg, todo[vid], out, regions, fmt)
+                elif isinstance(msg, VideoWindow):
                     pending.append(msg)
                     if len(pending) >= engine.batch:
-                        flush()
-                elif kind == "end":
-                    flush()
-                    result = finish(jobs_by_id[vid])
+                        _separate_windows(engine, pending, jobs_by_id)
+                elif isinstance(msg, VideoEnd):
+                    _separate_windows(engine, pending, jobs_by_id)
+                    result = _finish_job(jobs_by_id[vid], regions.method, cfg.audio.sample_rate, fmt, weights_name)
                     del jobs_by_id[vid]
                     yield todo[vid], result, None
                 else:
-                    raise AvsplitError(msg["message"])
+                    raise AvsplitError(msg.message)
             except AvsplitError as exc:
-                pending[:] = [m for m in pending if m["video"] != vid]
+                pending[:] = [m for m in pending if m.video != vid]
                 failed.add(vid)
                 job = jobs_by_id.pop(vid, None)
                 if job is not None:
