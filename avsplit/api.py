@@ -69,7 +69,7 @@ def data(
 
 def print_models(as_json: bool = False) -> None:
     """Print the registry of shipped weights on stdout (text readable at 80 columns, or JSON)."""
-    from avsplit.registry import print_registry
+    from avsplit.models.registry import print_registry
 
     print_registry(as_json=as_json)
 
@@ -102,7 +102,7 @@ def train(
     from avsplit.errors import ConfigError
     from avsplit.models import ModelConfig, preset as model_preset
     from avsplit.models.config import check_flow_backend
-    from avsplit.registry import resolve_weights
+    from avsplit.models.registry import resolve_weights
     from avsplit.training import TRAIN_PRESETS, TrainConfig, train as run_training
 
     model_config = model_preset(preset, **(model_overrides or {}))
@@ -130,10 +130,10 @@ def load_model(weights: str | Path | None = None, device: str | None = None, flo
     ``flow_backend`` (a user's ``--flow-backend``) must be the one a motion model was trained on.
     Returns ``(model, metadata, path)``.
     """
-    from avsplit.checkpoint import load_checkpoint
+    from avsplit.models.checkpoint import load_checkpoint
     from avsplit.models.config import check_flow_backend
-    from avsplit.registry import resolve_weights
-    from avsplit.training import pick_device
+    from avsplit.models.registry import resolve_weights
+    from avsplit.runtime import pick_device
 
     path = resolve_weights(weights)
     model, meta = load_checkpoint(path, device=pick_device(device))
@@ -193,7 +193,7 @@ def separate(
     overwrite: bool = False,
     batch: int = 4,
 ) -> BatchSummary:
-    """Separate videos into per-source tracks (see :mod:`avsplit.separation`).
+    """Separate videos into per-source tracks (see :mod:`avsplit.inference`).
 
     Each input file or folder (searched recursively) is separated into ``OUT/<stem>/``; with
     ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
@@ -226,9 +226,9 @@ def separate(
 def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, flow_backend, device, jobs, sources, grid,
                     boxes, overlap, fmt, sample_rate, mono, overwrite, batch) -> None:
     """The work of :func:`separate` once its inputs are known to exist."""
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.console import error_line, make_progress
-    from avsplit.separation import RegionSpec, SeparationEngine, separate_mix, separate_videos
+    from avsplit.inference import RegionSpec, SeparationEngine, separate_mix, separate_videos
 
     model, meta, path = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
@@ -281,7 +281,7 @@ def evaluate(
     Returns ``(items, summary)``; writes the requested JSON/CSV/Markdown files and HTML report.
     """
     from avsplit.evaluation import evaluate as run_evaluation
-    from avsplit.breakdown import print_count_table, print_domain_table
+    from avsplit.evaluation.breakdown import print_count_table, print_domain_table
     from avsplit.evaluation import print_table, write_outputs
 
     model, meta, path = load_model(weights, device, flow_backend)
@@ -319,7 +319,7 @@ def localize(
     overwrite: bool = False,
     batch: int = 2,
 ) -> BatchSummary:
-    """Heatmap videos of where the sound comes from (see :mod:`avsplit.localization`).
+    """Heatmap videos of where the sound comes from (see :mod:`avsplit.localize`).
 
     For each input file or folder (searched recursively) writes ``OUT/<stem>.mp4``: the original
     video (size, frame rate, sound) with a colour overlay; with ``maps`` also ``OUT/<stem>.npz``.
@@ -337,11 +337,11 @@ def localize(
 def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights, flow_backend, device, maps, per_source,
                     alpha, colormap, hop, map_rate, overwrite, batch) -> None:
     """The work of :func:`localize` once its inputs are known to exist."""
-    from avsplit import media
+    from avsplit import io as media
     from avsplit.console import error_line, make_progress
     from avsplit.errors import AvsplitError, ConfigError, OutputError
-    from avsplit.localization import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
-    from avsplit.onsets import OnsetSettings
+    from avsplit.localize import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
+    from avsplit.localize.onsets import OnsetSettings
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
@@ -356,7 +356,7 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
     onset_settings = OnsetSettings(**({"map_rate": map_rate} if map_rate else {}))
     engine = None
     if method == "model":
-        from avsplit.separation import SeparationEngine
+        from avsplit.inference import SeparationEngine
 
         model, _, _ = load_model(weights, device, flow_backend)
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)

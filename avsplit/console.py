@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,8 +15,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
-T = TypeVar("T")
 
 #: All human-facing output goes to stderr, so stdout stays free for machine-readable results.
 console = Console(stderr=True, highlight=False)
@@ -57,17 +54,6 @@ def make_progress(transient: bool = False) -> Progress:
         transient=transient,
         disable=_state["quiet"],
     )
-
-
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar (nothing is shown when quiet)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    with make_progress() as progress:
-        task = progress.add_task(description, total=total, status="")
-        for item in items:
-            yield item
-            progress.advance(task)
 
 
 def error_line(message: str) -> None:

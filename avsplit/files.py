@@ -95,6 +95,18 @@ def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> li
     return found
 
 
+def truth_path(video: str | Path) -> Path:
+    """The ground truth beside a video (``<stem>.truth.json``, as ``avsplit synth`` writes it)."""
+    video = Path(video)
+    return video.with_name(video.stem + ".truth.json")
+
+
+def truth_source_path(video: str | Path, k: int) -> Path:
+    """The clean sound of source ``k`` (from 1) beside a video (``<stem>.source-<k>.wav``)."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.source-{k}.wav")
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` when the block succeeds.

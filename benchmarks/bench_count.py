@@ -8,7 +8,7 @@ and kind (solo, different-kind duet, same-kind duet).
     python benchmarks/bench_count.py DATA [DATA ...] [--weights NAME|PATH] [--cache DIR] [-v]
 
 ``--cache DIR`` keeps what the networks computed for each video's discovery windows, so a changed
-count rule (:mod:`avsplit.counting`) is measured again in seconds (delete the folder after a model
+count rule (:mod:`avsplit.inference.counting`) is measured again in seconds (delete the folder after a model
 or ``find_regions`` change).
 """
 
@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsplit.api import load_model  # noqa: E402
-from avsplit.counting import choose_regions  # noqa: E402
+from avsplit.inference.counting import choose_regions  # noqa: E402
 from avsplit.files import find_videos  # noqa: E402
-from avsplit.separation import SeparationEngine, WindowStream, discovery_windows, find_regions  # noqa: E402
+from avsplit.inference import SeparationEngine, WindowStream, discovery_windows, find_regions  # noqa: E402
 
 
 def truth_kind(truth: dict) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsplit import media  # noqa: E402
+from avsplit import io as media  # noqa: E402
 from avsplit.errors import AvsplitError  # noqa: E402
 from avsplit.files import find_videos  # noqa: E402
 

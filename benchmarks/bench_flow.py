@@ -2,7 +2,7 @@
 
 The way the preprocessing cache works: flow between consecutive frames at the decode size
 (``--size``, default 170x128, i.e. short side 128 at 4:3), downsampled by 2 (2x2 area mean, vectors
-halved), then :func:`avsplit.trajectories.trajectory_field` on windows of ``--window`` (48) flow
+halved), then :func:`avsplit.dsp.trajectories.trajectory_field` on windows of ``--window`` (48) flow
 steps, the windows batched together. Frames are synthetic (a panning smooth texture with an
 object moving on it) unless ``--video`` gives a file to decode (decoding is not timed).
 
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from avsplit.flow import BACKENDS, DIS_PRESETS, make_flow  # noqa: E402
-from avsplit.trajectories import trajectory_field  # noqa: E402
+from avsplit.dsp.flow import BACKENDS, DIS_PRESETS, make_flow  # noqa: E402
+from avsplit.dsp.trajectories import trajectory_field  # noqa: E402
 
 
 def synthetic_frames(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -68,7 +68,7 @@ def synthetic_frames(n: int, width: int, height: int, seed: int = 0) -> np.ndarr
 
 
 def video_frames(path: str, n: int, width: int | None, height: int | None, fps: float | None) -> np.ndarray:
-    from avsplit import media
+    from avsplit import io as media
 
     size = (width, height) if width else None
     frames = []

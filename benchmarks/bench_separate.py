@@ -31,13 +31,13 @@ import numpy as np
 
 
 def media_seconds(paths) -> float:
-    from avsplit import media
+    from avsplit import io as media
 
     return sum(media.probe(p).duration for p in paths)
 
 
 def decode_only(paths, model) -> float:
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     t0 = time.perf_counter()
     for p in paths:
@@ -50,7 +50,7 @@ def decode_only(paths, model) -> float:
 def make_long_video(path: Path, minutes: float, rate: int = 22050, channels: int = 1) -> None:
     """A long 320x240 8 fps video with a noisy tone (cheap to encode); in stereo the right channel's
     tone is a fifth higher."""
-    from avsplit import media
+    from avsplit import io as media
 
     fps = 8
     seconds = minutes * 60

@@ -17,7 +17,8 @@ import time
 import torch
 
 from avsplit.models import build_model, preset, use_channels_last
-from avsplit.training import TRAIN_PRESETS, MixSeparateLoss, TrainConfig, autocast_for, make_optimizer, pick_device
+from avsplit.runtime import autocast_for, pick_device
+from avsplit.training import TRAIN_PRESETS, MixSeparateLoss, TrainConfig, make_optimizer
 
 
 def main() -> None:

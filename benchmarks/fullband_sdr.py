@@ -11,9 +11,9 @@ two sources (``separate --sources 2``, mono):
 - ``model-rate``: today's output, at the model's rate (``--sr`` the model's rate), upsampled to the
   full rate by FFmpeg's resampler for the full-rate scores;
 - ``fullband-<rule>``: the default output (the model's masks on the original's STFT at its own
-  rate), for each extension rule above the model's band (``avsplit.fullband``).
+  rate), for each extension rule above the model's band (``avsplit.dsp.fullband``).
 
-Scores (BSS Eval v3, ``avsplit.metrics.bss_eval``, the whole 8 s, mean over the two sources):
+Scores (BSS Eval v3, ``avsplit.evaluation.bss.bss_eval``, the whole 8 s, mean over the two sources):
 ``full`` at the full rate; ``band`` at the model's rate (the sources and full-band estimates
 resampled down by FFmpeg); ``high``: sources and estimates high-passed at 5 kHz (8th-order
 Butterworth, zero phase) at the full rate, and ``above`` the same at 6 kHz (above the model's
@@ -47,7 +47,7 @@ def high_pass(x: np.ndarray, rate: int, cutoff: float = HIGH_PASS_HZ) -> np.ndar
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
     """Mean SDR over sources ``(N, S)``; None when fewer than two references sound."""
-    from avsplit.metrics import bss_eval
+    from avsplit.evaluation.bss import bss_eval
 
     n = min(reference.shape[1], estimate.shape[1])
     scores = bss_eval(reference[:, :n], estimate[:, :n])
@@ -56,8 +56,8 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
 
 def separate_one(engine, video: Path, out: Path, rate: int | None, rule: str) -> np.ndarray:
     """The two sources of ``video`` as ``separate`` writes them, mono: ``(2, samples)``."""
-    from avsplit import media
-    from avsplit.separation import separate_video
+    from avsplit import io as media
+    from avsplit.inference import separate_video
 
     engine.extension = rule
     res = separate_video(video, out, engine, num_sources=2, sample_rate=rate, mono=True, overwrite=True)
@@ -76,9 +76,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the per-duet rows and the means here")
     args = parser.parse_args()
 
-    from avsplit import api, media
-    from avsplit.resample import resample
-    from avsplit.separation import SeparationEngine
+    from avsplit import api
+    from avsplit import io as media
+    from avsplit.dsp.resample import resample
+    from avsplit.inference import SeparationEngine
 
     model, _, weights = api.load_model(args.weights, "cpu")
     engine = SeparationEngine(model, next(model.parameters()).device)

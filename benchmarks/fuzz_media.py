@@ -112,7 +112,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     root = Path(tempfile.mkdtemp(prefix="avsplit-fuzz-")) if args.keep is None else args.keep

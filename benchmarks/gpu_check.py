@@ -120,7 +120,7 @@ def _free_port() -> int:
 
 
 def check_torchrun(preset: str, data: Path, work: Path, device, steps: int) -> dict:
-    from avsplit.checkpoint import load_checkpoint
+    from avsplit.models.checkpoint import load_checkpoint
 
     run = work / "run-torchrun"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
@@ -140,7 +140,7 @@ def tiny_motion_weights(work: Path) -> str:
     """An untrained (seeded) tiny-motion checkpoint: runs separate/localize in seconds on CPU."""
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     torch.manual_seed(0)
@@ -186,8 +186,8 @@ def check_raft(data: Path, device) -> dict:
     import torch
     from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
 
-    from avsplit import media
-    from avsplit.flow import RAFTFlow
+    from avsplit import io as media
+    from avsplit.dsp.flow import RAFTFlow
 
     cached = {name: Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.DEFAULT.url).name
               for name, enum in (("large", Raft_Large_Weights), ("small", Raft_Small_Weights))}
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from avsplit.training import pick_device
+    from avsplit.runtime import pick_device
 
     device = pick_device(args.device)
     tiny = args.tiny or device.type != "cuda"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsplit import media
+from avsplit import io as media
 
 
 def write_test_video(
@@ -54,7 +54,7 @@ def tiny_weights(tmp_path_factory):
     """A checkpoint of an untrained model of the ``tiny`` preset (seeded): runs the CLI in seconds."""
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def tiny_motion_weights(tmp_path_factory):
     """A checkpoint of an untrained ``tiny-motion`` model (seeded): sources are what moves."""
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     torch.manual_seed(0)

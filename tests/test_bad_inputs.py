@@ -79,7 +79,7 @@ def _damaged_weights(tmp_path: Path, tiny_weights: Path) -> dict[str, Path]:
 
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     data = Path(tiny_weights).read_bytes()

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from avsplit.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from avsplit.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from avsplit.errors import CheckpointError
 from avsplit.models import build_model, preset
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from avsplit.chunking import OverlapAdd, plan_windows, process_in_windows
+from avsplit.dsp.chunking import OverlapAdd, plan_windows, process_in_windows
 
 
 def _run(signal, window, overlap, process):

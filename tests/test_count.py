@@ -1,13 +1,13 @@
-"""The automatic source count (avsplit.counting) and evaluate's count / domain breakdowns."""
+"""The automatic source count (avsplit.inference.counting) and evaluate's count / domain breakdowns."""
 
 import json
 
 import numpy as np
 
-from avsplit.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
-from avsplit.counting import distinct_sources, salient_cells, sound_flux
+from avsplit.evaluation.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
+from avsplit.inference.counting import distinct_sources, salient_cells, sound_flux
 from avsplit.evaluation import EvalItem, summarize, write_outputs
-from avsplit.separation import Region
+from avsplit.inference import Region
 
 
 def _region(cols):

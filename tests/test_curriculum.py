@@ -8,7 +8,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from avsplit.data.cache import EntryWriter
+from avsplit.data.entry import EntryWriter
 from avsplit.data.curriculum import (
     DEFAULT_STAGES,
     Curriculum,

@@ -23,6 +23,7 @@ from avsplit.data import (
     scan_videos,
 )
 from avsplit.data import cache as cache_mod
+from avsplit.data import decode as decode_mod
 from avsplit.errors import MediaError
 
 from conftest import write_test_video
@@ -221,8 +222,8 @@ def test_reuse_does_not_decode(tmp_path, dataset, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(cache_mod.media, "iter_frames", boom)
-    monkeypatch.setattr(cache_mod.media, "read_audio", boom)
+    monkeypatch.setattr(decode_mod.media, "iter_frames", boom)
+    monkeypatch.setattr(decode_mod.media, "read_audio", boom)
     report = cache.build(items)
     assert (report.decoded, report.reused, len(report.ready)) == (0, 1, 1)
 
@@ -257,7 +258,7 @@ def test_touch_replace_and_settings_invalidate(tmp_path, dataset):
 def test_interrupted_build_leaves_no_entry(tmp_path, dataset, monkeypatch):
     (item,) = [i for i in scan_videos(dataset) if i.id == "violin/v1"]
     cache = PreprocessCache(tmp_path / "cache", SETTINGS)
-    real = cache_mod.media.iter_frames
+    real = decode_mod.media.iter_frames
 
     def interrupted(*args, **kwargs):
         for n, pair in enumerate(real(*args, **kwargs)):
@@ -265,7 +266,7 @@ def test_interrupted_build_leaves_no_entry(tmp_path, dataset, monkeypatch):
                 raise KeyboardInterrupt
             yield pair
 
-    monkeypatch.setattr(cache_mod.media, "iter_frames", interrupted)
+    monkeypatch.setattr(decode_mod.media, "iter_frames", interrupted)
     with pytest.raises(KeyboardInterrupt):
         cache.build([item])
     assert not cache.has(item)
@@ -275,7 +276,7 @@ def test_interrupted_build_leaves_no_entry(tmp_path, dataset, monkeypatch):
     stale = tmp_path / "cache" / "tmp" / f"{'0' * 16}@{cache_mod.socket.gethostname()}@{2**30}@x"
     stale.mkdir()
     (stale / "frames.bin").write_bytes(b"\0" * 10)
-    monkeypatch.setattr(cache_mod.media, "iter_frames", real)
+    monkeypatch.setattr(decode_mod.media, "iter_frames", real)
     assert cache.build([item]).decoded == 1
     assert not stale.exists()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.cli import app
 from avsplit.data.download import MANIFEST_NAME, classify_failure
 from avsplit.data.indexes import IndexEntry, dataset_index, load_index, parse_index

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avsplit import flow as flowmod
+from avsplit.dsp import flow as flowmod
 from avsplit.errors import AvsplitError, CheckpointError, ConfigError
-from avsplit.flow import BACKENDS, DISFlow, RAFTFlow, make_flow
+from avsplit.dsp.flow import BACKENDS, DISFlow, RAFTFlow, make_flow
 
 
 def smooth_texture(h: int, w: int, seed: int = 0) -> np.ndarray:

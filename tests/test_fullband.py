@@ -1,4 +1,4 @@
-"""avsplit.fullband: the model's masks mapped onto the original sound's STFT (pure functions)."""
+"""avsplit.dsp.fullband: the model's masks mapped onto the original sound's STFT (pure functions)."""
 
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from avsplit.chunking import plan_windows, rescale_windows
+from avsplit.dsp.chunking import plan_windows, rescale_windows
 from avsplit.config import AudioSettings
-from avsplit.fullband import EXTENSION_RULES, extension_shares, fast_fft_size, map_masks, scaled_stft, separate_original
+from avsplit.dsp.fullband import EXTENSION_RULES, extension_shares, fast_fft_size, map_masks, scaled_stft, separate_original
 
 MODEL = AudioSettings()  # 11025 Hz, n_fft 1022, hop 256
 
@@ -117,7 +117,7 @@ def test_rescaled_windows_cover_the_signal_at_the_new_rate():
 
 def test_at_the_models_rate_it_is_the_models_own_masking():
     """--sr at the model's rate, mono: exactly what the model's apply_masks makes (the paper's output)."""
-    from avsplit.transforms import Spectrogram
+    from avsplit.dsp.transforms import Spectrogram
 
     settings = AudioSettings(sample_rate=8000, clip_samples=8191, n_fft=254, hop_length=64)
     g = torch.Generator().manual_seed(3)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.cli import app
-from avsplit.localization_metrics import auc, boxes_mask, ciou, map_at, score_maps, success_rate, upsample
-from avsplit.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
+from avsplit.dsp.maps import upsample
+from avsplit.evaluation.localization import auc, boxes_mask, ciou, map_at, score_maps, success_rate
+from avsplit.localize.onsets import OnsetSettings, coincidence_map, onset_maps, sliding
 from avsplit.synth import generate_dataset
 
 from conftest import make_bad_batch
@@ -52,7 +53,7 @@ def test_ciou_auc_on_hand_made_maps():
     assert auc([0.0] * 5) == pytest.approx(0.05 / 2)  # only the threshold 0 is reached
     assert auc([0.5, 0.5]) == pytest.approx(0.5, abs=0.03)
     # coarse maps are upsampled bilinearly to the frame size before scoring
-    assert upsample(np.ones((3, 4)), (40, 30)).shape == (30, 40)
+    assert upsample(np.ones((3, 4)), 40, 30).shape == (30, 40)
 
 
 def test_score_maps_uses_the_sounding_sources_boxes():
@@ -101,7 +102,7 @@ def test_onsets_light_the_sounding_object_not_the_distractor(tmp_path, seed):
         # mean heat inside the object's box in each frame, averaged over frames
         vals = []
         for k, box in enumerate(boxes):
-            up = upsample(map_at(times, maps, (k + 0.5) / truth["fps"]), (128, 96))
+            up = upsample(map_at(times, maps, (k + 0.5) / truth["fps"]), 128, 96)
             vals.append(float(up[boxes_mask([box], (128, 96))].mean()))
         return float(np.mean(vals))
 
@@ -225,7 +226,7 @@ def test_evaluate_reports_localization(tiny_weights, synth_set, tmp_path):
 
 def test_evaluate_json_stays_valid_when_scores_are_undefined(tiny_weights, synth_set, tmp_path, monkeypatch):
     """Non-finite BSS Eval scores (a degenerate source) are reported and left out: the JSON is strict."""
-    import avsplit.metrics as metrics
+    import avsplit.evaluation.bss as metrics
 
     real = metrics._bss
 
@@ -247,7 +248,7 @@ def test_evaluate_json_stays_valid_when_scores_are_undefined(tiny_weights, synth
 
 
 def test_combine_sources_lights_every_loud_source_and_leaves_quiet_ones_dark():
-    from avsplit.localization import combine_sources
+    from avsplit.dsp.maps import combine_sources
 
     maps = np.zeros((3, 6, 9), np.float32)
     maps[0, 1:3, 1:3] = 1.0  # loud

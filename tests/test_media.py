@@ -12,7 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from avsplit import media
+from avsplit import io as media
+from avsplit.io import demux
 from avsplit.errors import (
     EmptyMediaError,
     MissingMediaError,
@@ -270,7 +271,7 @@ def test_video_stream_with_no_frames(tmp_path):
     """Issue 13 item 7: a video stream that holds no frame (sound only) is said to be so, not "truncated"."""
     from badmedia import zero_frame_video
 
-    from avsplit.localization import localize_video
+    from avsplit.localize import localize_video
 
     path = zero_frame_video(tmp_path / "no-frames.mkv")
     info = media.probe(path)
@@ -384,13 +385,13 @@ class _Readers:
 
     def __init__(self, monkeypatch):
         self.made = []
-        real = media._StreamReader.__init__
+        real = demux._StreamReader.__init__
 
         def init(reader, *args, **kwargs):
             real(reader, *args, **kwargs)
             self.made.append(reader)
 
-        monkeypatch.setattr(media._StreamReader, "__init__", init)
+        monkeypatch.setattr(demux._StreamReader, "__init__", init)
 
     def packets(self) -> int:
         return sum(r.packets for r in self.made)

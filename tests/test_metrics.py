@@ -2,7 +2,7 @@ import mir_eval
 import numpy as np
 import pytest
 
-from avsplit.metrics import bss_eval, silent_sources
+from avsplit.evaluation.bss import bss_eval, silent_sources
 
 
 def _signals(n=2, length=8000, seed=0):
@@ -56,7 +56,7 @@ def test_silent_estimate_scores_badly_not_nan():
 def _degenerate_bss(monkeypatch, sources):
     """mir_eval returning non-finite scores for ``sources`` (as for degenerate signals; which signals
     do that depends on the CPU's rounding, so the scores are made non-finite here)."""
-    import avsplit.metrics as metrics
+    import avsplit.evaluation.bss as metrics
 
     real = metrics._bss
 
@@ -70,7 +70,7 @@ def _degenerate_bss(monkeypatch, sources):
 
 
 def test_non_finite_scores_are_reported_and_left_out(monkeypatch):
-    from avsplit.evaluation import EvalItem, score
+    from avsplit.evaluation.scores import EvalItem, score
 
     refs, rng = _signals(3)
     est = refs + 0.1 * rng.standard_normal(refs.shape)

@@ -134,7 +134,7 @@ def test_mask_refiner_starts_as_identity_and_treats_sources_alike():
 
 
 def test_model_with_refiner_builds_saves_and_loads(tmp_path):
-    from avsplit.checkpoint import load_checkpoint, save_checkpoint
+    from avsplit.models.checkpoint import load_checkpoint, save_checkpoint
 
     import dataclasses
 

@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 from avsplit.cli import app
 from avsplit.data.cache import PreprocessCache
 from avsplit.data.mixing import NO_AUGMENT, MixSampler
-from avsplit.data.motion import FlowExtra, cache_extras, compute_flow, crop_flip_flow, reduce_flow, window_flow
+from avsplit.data.motion import FlowExtra, cache_extras, crop_flip_flow, window_flow
+from avsplit.models.inputs import compute_flow, reduce_flow
 from avsplit.data.scan import scan_videos
 from avsplit.config import PreprocessSettings
 from avsplit.models import build_model, preset
-from avsplit.trajectories import dense_trajectories, trajectory_field
+from avsplit.dsp.trajectories import dense_trajectories, trajectory_field
 from avsplit.training import MixSeparateLoss, init_from_checkpoint
 
 runner = CliRunner()
@@ -87,7 +88,7 @@ def test_motion_model_shapes_and_gradients(fusion):
 def test_motion_model_starts_as_the_appearance_model(tiny_weights):
     """--init from an appearance checkpoint: the fusion starts as 'appearance only', so the motion
     model separates exactly as the appearance model did until it learns to use motion."""
-    from avsplit.checkpoint import load_checkpoint
+    from avsplit.models.checkpoint import load_checkpoint
 
     appearance, _ = load_checkpoint(tiny_weights)
     motion = build_model(preset("tiny-motion")).eval()

@@ -1,7 +1,7 @@
 import pytest
 
 from avsplit.errors import CheckpointError
-from avsplit.registry import load_registry, register_model, resolve_weights
+from avsplit.models.registry import load_registry, register_model, resolve_weights
 
 
 def test_register_resolve_and_verify(tmp_path, monkeypatch):

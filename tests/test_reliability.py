@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from avsplit import media
+from avsplit import io as media
+from avsplit.io import audio, demux
 from avsplit.cli import app
 from avsplit.errors import DecoderCrashError, UnreadableMediaError
 
@@ -53,17 +54,17 @@ class _FakeFrame:
 
 
 def test_a_frame_whose_layout_contradicts_the_stream_is_refused():
-    assert media._sane_audio_frame(_FakeFrame(1, 1), 1)
-    assert not media._sane_audio_frame(_FakeFrame(53, 58), 1)
-    assert not media._sane_audio_frame(_FakeFrame(53, 53), 1)  # self-consistent, but not the stream's
-    assert not media._sane_audio_frame(_FakeFrame(2, 1), 2)  # planar with a plane missing
+    assert demux._sane_audio_frame(_FakeFrame(1, 1), 1)
+    assert not demux._sane_audio_frame(_FakeFrame(53, 58), 1)
+    assert not demux._sane_audio_frame(_FakeFrame(53, 53), 1)  # self-consistent, but not the stream's
+    assert not demux._sane_audio_frame(_FakeFrame(2, 1), 2)  # planar with a plane missing
 
 
 def test_a_corrupt_frame_is_an_error_line_not_a_segfault(tmp_path, monkeypatch):
     """The decoder yields a 53-channel frame in a mono stream: an error for that file (before the fix
     its conversion crashed the process)."""
     clip = write_test_video(tmp_path / "clip.mp4", seconds=1.0, size=(64, 48))
-    real = media._StreamReader._decode
+    real = demux._StreamReader._decode
 
     def corrupt(self, packet):
         for frame in real(self, packet):
@@ -72,7 +73,7 @@ def test_a_corrupt_frame_is_an_error_line_not_a_segfault(tmp_path, monkeypatch):
                 frame.pts, frame.time_base = None, None
             yield frame
 
-    monkeypatch.setattr(media._StreamReader, "_decode", lambda self, packet: _check(self, corrupt(self, packet)))
+    monkeypatch.setattr(demux._StreamReader, "_decode", lambda self, packet: _check(self, corrupt(self, packet)))
     with pytest.raises(UnreadableMediaError, match="53 channels"):
         media.read_audio(clip, 11025)
 
@@ -80,8 +81,8 @@ def test_a_corrupt_frame_is_an_error_line_not_a_segfault(tmp_path, monkeypatch):
 def _check(reader, frames):
     """Apply the reader's frame check to frames a fake decoder yields."""
     for frame in frames:
-        if reader.stream.type == "audio" and not media._sane_audio_frame(frame, reader.channels):
-            raise UnreadableMediaError(f"its audio stream is corrupt (a frame decodes as {media._frame_layout(frame)})",
+        if reader.stream.type == "audio" and not demux._sane_audio_frame(frame, reader.channels):
+            raise UnreadableMediaError(f"its audio stream is corrupt (a frame decodes as {demux._frame_layout(frame)})",
                                        reader.path)
         yield frame
 
@@ -116,14 +117,14 @@ def test_a_decoder_crash_is_one_error_line_and_the_batch_goes_on(tiny_weights, t
     folder.mkdir()
     for name in ("a.mp4", "b-crash.mp4", "c.mp4"):
         write_test_video(folder / name, seconds=1.0, size=(64, 48))
-    real = media._iter_audio_here
+    real = audio._iter_audio_here
 
     def crashing(path, *args, **kwargs):
         if "crash" in Path(path).name:
             os.kill(os.getpid(), signal.SIGSEGV)
         yield from real(path, *args, **kwargs)
 
-    monkeypatch.setattr(media, "_iter_audio_here", crashing)
+    monkeypatch.setattr(audio, "_iter_audio_here", crashing)
     for jobs in ("1", "2"):
         out = tmp_path / f"out{jobs}"
         r = _invoke("separate", folder, "-o", out, "-w", tiny_weights, "-j", jobs)
@@ -137,7 +138,7 @@ def test_a_decoder_crash_is_one_error_line_and_the_batch_goes_on(tiny_weights, t
 
 
 def test_isolated_iter_passes_items_and_errors_through(tmp_path):
-    from avsplit.isolation import isolated_iter
+    from avsplit.io.isolation import isolated_iter
 
     def numbers(n):
         yield from range(n)
@@ -186,7 +187,7 @@ def test_still_picture_and_1x1_video_are_separated(tiny_motion_weights, tmp_path
 def _nan_weights(path: Path) -> Path:
     import torch
 
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model, preset
 
     model = build_model(preset("tiny")).eval()
@@ -210,7 +211,7 @@ def test_nan_weights_are_refused_at_load(tmp_path):
 def test_non_finite_audio_and_scores_are_never_written(tmp_path):
     """A model that yields NaN anyway: an error for the file, no WAV of -32768 and no invalid JSON."""
     from avsplit.errors import AvsplitError
-    from avsplit.separation import StreamingWavWriter
+    from avsplit.inference import StreamingWavWriter
 
     writer = StreamingWavWriter(tmp_path / "x.wav", 8000)
     with pytest.raises(AvsplitError, match="non-finite"):
@@ -237,7 +238,7 @@ def test_a_flag_given_a_value_gets_a_hint(tiny_weights, tmp_path):
 
 
 def test_models_goes_to_stdout_whole_at_80_columns_and_as_json():
-    from avsplit.registry import load_registry
+    from avsplit.models.registry import load_registry
 
     names = [m.name for m in load_registry()]
     r = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
@@ -251,9 +252,10 @@ def test_models_goes_to_stdout_whole_at_80_columns_and_as_json():
 
 def test_evaluate_table_goes_to_stdout_whole_at_80_columns(capsys, monkeypatch):
     from avsplit import evaluation
+    from avsplit.console import stdout_console
 
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(evaluation.stdout_console, "_width", 80)
+    monkeypatch.setattr(stdout_console, "_width", 80)
     scores = {k: {"mean": 1.234, "median": 1.5} for k in evaluation.METRICS}
     summary = {"wild different-kind (FluidR3 seed 9001)": {"scored": 12, "skipped": 0,
                                                            **{m: scores for m in evaluation.METHODS}}}
@@ -381,7 +383,7 @@ def test_a_stuck_decoder_child_is_restarted(tmp_path, monkeypatch):
     already received; one stuck every time is an error, not a hang."""
     import time
 
-    from avsplit import isolation
+    from avsplit.io import isolation
 
     monkeypatch.setattr(isolation, "STALL_SECONDS", 1.0)
     marker = tmp_path / "stuck-once"

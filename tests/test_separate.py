@@ -50,7 +50,7 @@ def test_separate_writes_contract_layout(tiny_weights, synth_set, tmp_path):
     assert meta["model_sample_rate"] == preset("tiny").audio.sample_rate
     assert len(s1) == len(s2) == len(mix) == pytest.approx(2.5 * rate, abs=rate * 0.05)
     # residual = mixture - sum of sources: adding them back gives the mixture's sound track exactly
-    from avsplit import media
+    from avsplit import io as media
 
     original = media.read_audio(duet, rate)
     n = min(len(original), len(s1))
@@ -166,7 +166,7 @@ def test_two_inputs_with_one_name_do_not_share_an_output_folder(tiny_weights, sy
 @pytest.mark.parametrize("name", ["tiny", "tiny-motion"])
 def test_window_stream_in_order_equals_a_seek_per_window(make_video, name):
     """`iterate` decodes sound and pictures once, in order; each window is what reading it alone gives."""
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     video = make_video("clip.mp4", seconds=4.3)
     stream = WindowStream(video, preset(name), overlap=0.25)
@@ -180,7 +180,7 @@ def test_window_stream_in_order_equals_a_seek_per_window(make_video, name):
 
 def test_window_stream_on_a_truncated_file_raises_instead_of_padding(make_video, tmp_path):
     from avsplit.errors import TruncatedMediaError
-    from avsplit.separation import WindowStream
+    from avsplit.inference import WindowStream
 
     from test_media import cut as cut_file, write_av
 
@@ -198,8 +198,8 @@ def test_separate_uses_the_mask_refiner(synth_set, tmp_path):
     still add up to the mixture; the same model without the refiner gives other tracks."""
     import torch
 
-    from avsplit import media
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit import io as media
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model
 
     torch.manual_seed(0)

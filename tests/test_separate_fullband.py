@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.cli import app
 
 from conftest import write_test_video

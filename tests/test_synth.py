@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.errors import ConfigError
 from avsplit.synth import CATEGORIES, generate_dataset
 from avsplit.synth import audio as synth_audio

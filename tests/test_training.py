@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsplit.checkpoint import load_checkpoint
+from avsplit.models.checkpoint import load_checkpoint
 from avsplit.errors import AvsplitError
 from avsplit.models import preset
 from avsplit.training import TRAIN_PRESETS, TrainConfig, train
@@ -104,7 +104,7 @@ def test_frozen_parts_do_not_change(tone_videos, tmp_path):
 
     start = build_model(preset("tiny"))
     init = tmp_path / "init.safetensors"
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
 
     save_checkpoint(init, start, {})
     run = tmp_path / "run"
@@ -125,7 +125,7 @@ def test_frozen_parts_do_not_change(tone_videos, tmp_path):
 def test_refiner_trains_on_top_of_a_frozen_model(tone_videos, tmp_path):
     """--refiner with --freeze base: every weight of the initialising model (and its batch-norm
     statistics) stays as it was; only the refiner learns. Freezing everything is a clear error."""
-    from avsplit.checkpoint import save_checkpoint
+    from avsplit.models.checkpoint import save_checkpoint
     from avsplit.models import build_model
     from avsplit.training import make_optimizer
 

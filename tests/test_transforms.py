@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from avsplit.config import AudioSettings
-from avsplit.transforms import (
+from avsplit.dsp.transforms import (
     LogFrequencyWarp,
     Spectrogram,
     from_magnitude_phase,

@@ -244,7 +244,7 @@ class PairFilter:
 class Curriculum:
     """Stages over ``total_steps`` training steps, with the pair rules for ``videos``.
 
-    ``videos``: sequence of :class:`~avsplit.data.cache.CachedVideo` (or anything with ``.audio``,
+    ``videos``: sequence of :class:`~avsplit.data.entry.CachedVideo` (or anything with ``.audio``,
     ``.sample_rate`` and ``.category``), in the order the sampler gets them: filters take indices
     into it. Profiles (``(V, bands)``), the similarity matrix (float32 ``(V, V)``) and its
     quantiles are computed once.

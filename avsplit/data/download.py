@@ -4,7 +4,7 @@ Each video of an index (:mod:`avsplit.data.indexes`) is fetched by a downloader 
 (``yt-dlp`` by default, installed with ``pip install 'avsplit[data]'``; any command that takes
 yt-dlp's ``-o TEMPLATE -- URL`` works), trimmed to its segment when the index gives one,
 re-encoded by PyAV into one uniform MP4 (H.264 yuv420p at a constant frame rate, short side at
-most ``short_side``, AAC sound) and verified with :func:`avsplit.media.probe`.
+most ``short_side``, AAC sound) and verified with :func:`avsplit.io.probe`.
 
 Resumable: ``OUT/manifest.json`` (written atomically after every video) records each video's
 state: ``downloaded``, ``unavailable`` (removed, private, blocked: not retried unless asked) or
@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from avsplit.console import console, error_line, log, make_progress, warn_line
 from avsplit.data.indexes import IndexEntry
+from avsplit.data.transcode import check_uniform, normalize_video
 from avsplit.errors import ConfigError, MediaError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 
@@ -213,8 +215,6 @@ def clean_stale_temporaries(out: Path) -> int:
 def already_there(out: Path, entry: IndexEntry, record: dict | None) -> bool:
     """Whether ``entry``'s final file exists and is usable (checked with ``probe`` unless the
     manifest already recorded exactly this file)."""
-    from avsplit.data.transcode import check_uniform
-
     path = video_path(out, entry)
     if not path.is_file():
         return False
@@ -248,8 +248,6 @@ def fetch_video(entry: IndexEntry, out: Path, command: Sequence[str], yt_format:
 
 def _fetch_video(entry: IndexEntry, out: Path, command: Sequence[str], yt_format: str, fps: float,
                  short_side: int | None) -> dict:
-    from avsplit.data.transcode import normalize_video
-
     work = out / WORK_FOLDER / entry.category / entry.video_id
     source = run_downloader(command, entry, work, yt_format)
     final = video_path(out, entry)
@@ -290,8 +288,6 @@ def fetch_dataset(entries: Sequence[IndexEntry], out: str | Path, *, dataset: st
     ``retry_unavailable``. Each problem is one line naming the video; a full disk stops the run
     (the rest are reported as not attempted).
     """
-    from avsplit.console import error_line, log, make_progress, warn_line
-
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     if not fps > 0:
@@ -357,8 +353,6 @@ def _record_failure(entry, exc: VideoFailure, manifest: Manifest, summary: DataS
 def print_data_summary(summary: DataSummary) -> None:
     """The closing table: downloaded, already there, unavailable (with reasons), failed."""
     from rich.table import Table
-
-    from avsplit.console import console
 
     table = Table(title=f"avsplit data: {summary.out}", show_lines=False)
     table.add_column("state")

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from avsplit.data.cache import CachedVideo
+from avsplit.data.entry import CachedVideo
 from avsplit.data.motion import crop_flip_flow, window_flow
 from avsplit.models.config import ModelConfig
 

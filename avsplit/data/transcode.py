@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from avsplit.errors import MediaError
-from avsplit.media import MediaInfo, VideoWriter, iter_frames, probe, read_audio, scaled_size
+from avsplit.io import MediaInfo, VideoWriter, iter_frames, probe, read_audio, scaled_size
 
 #: Sample rate of the sound of trimmed segments.
 SEGMENT_AUDIO_RATE = 44100

@@ -1,7 +1,7 @@
 """Motion analysis network (MAN): per-pixel, per-step motion features from a trajectory field.
 
 An I3D-style network: 3x3x3 (inflated) convolutions with batch norm over the trajectory field
-``(batch, 4, steps, H, W)`` of :func:`avsplit.trajectories.trajectory_field`. Space is reduced
+``(batch, 4, steps, H, W)`` of :func:`avsplit.dsp.trajectories.trajectory_field`. Space is reduced
 three times by 2 (to the appearance net's grid, which :class:`~avsplit.models.fusion.MotionFusion`
 resamples to exactly); time keeps its resolution, because *when* a thing moves is what ties it to
 a sound.
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from avsplit.models.config import MotionConfig
-from avsplit.trajectories import trajectory_field
+from avsplit.dsp.trajectories import trajectory_field
 
 
 def _conv3d(c_in: int, c_out: int, spatial_stride: int = 1) -> nn.Sequential:

@@ -14,7 +14,7 @@ from avsplit.models.fusion import MotionFusion, TemporalContext
 from avsplit.models.motion import TrajectoryNet
 from avsplit.models.refiner import MaskRefiner
 from avsplit.models.synthesizer import Synthesizer
-from avsplit.transforms import LogFrequencyWarp, Spectrogram, log_magnitude
+from avsplit.dsp.transforms import LogFrequencyWarp, Spectrogram, log_magnitude
 
 #: Bins where the sources' masks add up to less than this are left partly to the residual (silence).
 MASK_SUM_FLOOR = 1e-3

@@ -29,7 +29,6 @@ __all__ = [
     "find_soundfont",
     "fluidsynth_problem",
     "resolve_renderer",
-    "render_source",
     "render_fluidsynth",
     "render_additive",
     "balance_sources",
@@ -181,16 +180,6 @@ def resolve_renderer(renderer: str, soundfont: str | Path | None, sample_rate: i
 
 
 # ---------------------------------------------------------------------------------- rendering
-
-
-def render_source(
-    choice: RendererChoice, category: Category, melody: Melody, sample_rate: int, n_samples: int, rng: np.random.Generator,
-    fx: dict | None = None,
-) -> np.ndarray:
-    """Mono float32 audio of one source, ``n_samples`` long."""
-    if choice.name == "fluidsynth":
-        return render_fluidsynth(choice.soundfont, category, melody, sample_rate, n_samples, fx)  # type: ignore[arg-type]
-    return render_additive(category, melody, sample_rate, n_samples, rng)
 
 
 def _controller_events(melody: Melody, sample_rate: int) -> list[tuple[int, int, int, int]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
-from avsplit.resample import resample
+from avsplit.dsp.resample import resample
 
 __all__ = ["SOURCE_RATES", "CHAIN_STEPS", "random_source_chain", "random_video_chain", "apply_source_chain",
            "make_noise", "chain_label"]

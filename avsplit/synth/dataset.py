@@ -31,15 +31,17 @@ import numpy as np
 from avsplit import __version__
 from avsplit.console import error_line, log, make_progress, warn_line
 from avsplit.errors import AvsplitError, ConfigError, OutputError
-from avsplit.files import atomic_path, ensure_dir, json_text
+from avsplit.files import atomic_path, ensure_dir, json_text, truth_path, truth_source_path
+from avsplit.io import VideoWriter, write_audio
 from avsplit.synth.audio import fluidsynth_problem, resolve_renderer
 from avsplit.synth.clip import Settings, make_sound, sound_truth
+from avsplit.synth.glyphs import find_outline_font
 from avsplit.synth.instruments import CATEGORIES, DISTRACTORS, Category, resolve_categories
 from avsplit.synth.look import build_actors, plan_look, render_look
 from avsplit.synth.makers import find_soundfonts
 from avsplit.synth.resources import loadable_soundfonts, resolve_resources
-from avsplit.synth.variety import SPLITS, VARIETIES, Resources, domain_of
 from avsplit.synth.sprites import resolve_sprites
+from avsplit.synth.variety import SPLITS, VARIETIES, Resources, domain_of
 
 __all__ = ["SynthSummary", "generate_dataset", "TRUTH_VERSION"]
 
@@ -142,16 +144,8 @@ def _validate(solos, duets, same_kind, seconds, size, fps, sample_rate, distract
 # ------------------------------------------------------------------------------------ one video
 
 
-def _truth_path(video: Path) -> Path:
-    return video.with_name(video.stem + ".truth.json")
-
-
-def _source_path(video: Path, k: int) -> Path:
-    return video.with_name(f"{video.stem}.source-{k}.wav")
-
-
 def _is_complete(video: Path) -> bool:
-    truth = _truth_path(video)
+    truth = truth_path(video)
     if not (video.is_file() and truth.is_file()):
         return False
     try:
@@ -180,8 +174,6 @@ def _write_text(path: Path, text: str) -> None:
 
 def _make_video(job: _Job, st: Settings) -> None:
     """Make one video with its truth files (sources, then video, then the truth JSON last)."""
-    from avsplit.media import VideoWriter, write_audio
-
     streams = _seed_sequence(st.seed, job.kind, job.index).spawn(6)
     rng_scene, rng_audio, rng_motion, rng_extra, rng_domain, rng_look = (np.random.default_rng(s) for s in streams)
     cats = [_BY_NAME[name] for name in job.categories]
@@ -207,7 +199,7 @@ def _make_video(job: _Job, st: Settings) -> None:
     extras_truth, details = sound_truth(sound, order)
     entries = []
     for k, (i, extra) in enumerate(zip(order, extras_truth), start=1):
-        path = _source_path(job.video, k)
+        path = truth_source_path(job.video, k)
         write_audio(path, sound.sources[i], st.sample_rate)
         entry = {
             "index": k,
@@ -252,13 +244,11 @@ def _make_video(job: _Job, st: Settings) -> None:
         "sources": entries,
         "distractors": [{"kind": obj.name, "boxes": boxes[i]} for i, obj in enumerate(extras)],
     }
-    _write_text(_truth_path(job.video), _dumps(truth))
+    _write_text(truth_path(job.video), _dumps(truth))
 
 
 def _glyph_kinds(sprite_kind: str) -> tuple[str, ...]:
     """Glyph styles that render here."""
-    from avsplit.synth.glyphs import find_outline_font
-
     kinds = ["drawn"] + (["emoji"] if sprite_kind == "emoji" else [])
     if find_outline_font() is not None:
         kinds.append("outline")

@@ -14,11 +14,12 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from avsplit.synth.backgrounds import make_family_background
+from avsplit.synth.clip import sounding_level
 from avsplit.synth.glyphs import find_outline_font, outline_image
 from avsplit.synth.instruments import DISTRACTORS, Category
-from avsplit.synth.scene import Actor, distractor_layout, distractor_motion, distractor_rhythm, duet_layout, fit_sprite, instrument_motion, render_scene, solo_layout
-from avsplit.synth.backgrounds import make_family_background
 from avsplit.synth.motion import styled_motion
+from avsplit.synth.scene import Actor, distractor_layout, distractor_motion, distractor_rhythm, duet_layout, fit_sprite, instrument_motion, render_scene, solo_layout
 from avsplit.synth.sprites import make_background, sprite_image
 
 __all__ = ["Look", "plan_look", "build_actors", "render_look"]
@@ -121,8 +122,6 @@ def _sprite(glyph: str, st, emoji: str, shape: str, colour, paint=None) -> tuple
 def build_actors(st, look: Look, cats: list[Category], sound, rng_motion: np.random.Generator,
                  rng_extra: np.random.Generator) -> tuple[list[Actor], list, list[np.ndarray]]:
     """Actors (distractors first, behind), the distractor objects, and each source's sounding flags."""
-    from avsplit.synth.clip import sounding_level
-
     actors: list[Actor] = []
     extras = []
     if look.distractors:

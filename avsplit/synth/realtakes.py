@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsplit.dsp.resample import resample
+from avsplit.io import read_audio_file
+from avsplit.dsp.onsets import pick_events, spectral_flux
 from avsplit.synth.melody import Melody, Note
 
 __all__ = ["SAMPLE_DIRS", "Take", "REAL_TAKES", "HELD_OUT_REAL_FILES", "find_sample_dir", "available_takes",
@@ -104,9 +107,6 @@ def available_takes(sample_dir: Path | None, category: str, held_out: bool | Non
 @lru_cache(maxsize=96)
 def _sample(path: str, rate: int) -> np.ndarray:
     """A sample file as mono float32 at ``rate``, trimmed of leading silence."""
-    from avsplit.media import read_audio_file
-    from avsplit.resample import resample
-
     data, sr = read_audio_file(path)
     mono = data.mean(axis=0)
     if sr != rate:
@@ -155,8 +155,6 @@ def _render_hits(take: Take, sample_dir: Path, rng: np.random.Generator, rate: i
 
 
 def _flux_onsets(audio: np.ndarray, rate: int) -> list[float]:
-    from avsplit.onsets import pick_events, spectral_flux
-
     hop = max(1, rate // 100)
     flux = spectral_flux(audio, n_fft=max(512, 4 * hop), hop=hop)
     half = 150  # +-1.5 s windows for the median

@@ -77,12 +77,6 @@ def _held(axis: str, value: str) -> bool:
     return value in HELD_OUT.get(axis, ())
 
 
-def _allowed(axis: str, values: Sequence[str], split: str) -> list[str]:
-    if split == "train":
-        return [v for v in values if not _held(axis, v)]
-    return list(values)
-
-
 def _pick_picture(rng: np.random.Generator, axis: str, values: Sequence[str], split: str) -> str:
     """One value of a picture axis under the split's rule."""
     held = [v for v in values if _held(axis, v)]

@@ -6,7 +6,7 @@ Per time step (the analysis frame rate):
   one short-time spectrum to the next), picked as local peaks that stand out from their
   surroundings (median plus a multiple of the median absolute deviation within a few seconds);
 - **visual onsets** per region (a grid of cells): the increase of motion energy (mean speed of
-  the dense optical flow, :mod:`avsplit.flow`, camera motion removed), picked the same way.
+  the dense optical flow, :mod:`avsplit.dsp.flow`, camera motion removed), picked the same way.
 
 Both are binary events. A region's score over a window of a few seconds is the log-likelihood of
 the two event series under the model "this region moves when the sound starts": every step
@@ -31,8 +31,11 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from avsplit import media
-from avsplit.flow import Grid, flow_magnitude, iter_flow, region_motion
+from avsplit import io as media
+from avsplit.dsp.flow import Grid, flow_magnitude, iter_flow, region_motion
+from avsplit.dsp.maps import sparsify
+from avsplit.dsp.onsets import dilate, pick_events
+
 
 T = TypeVar("T")
 
@@ -79,48 +82,6 @@ class OnsetSettings:
 # ------------------------------------------------------------------------------ pure functions
 
 
-def spectral_flux(wave: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
-    """Spectral flux of a mono signal: one value per STFT frame (frame j centred on sample j * hop).
-
-    The sum over frequency of the positive increase of ``log(1 + 100 |X|)`` from frame j - 1 to
-    frame j (0 for the first frame).
-    """
-    wave = np.asarray(wave, dtype=np.float64).reshape(-1)
-    pad = n_fft // 2
-    x = np.pad(wave, (pad, pad))
-    n = 1 + max(0, wave.size - 1) // hop if wave.size else 0
-    if n == 0:
-        return np.zeros(0)
-    idx = np.arange(n)[:, None] * hop + np.arange(n_fft)[None]
-    idx = np.minimum(idx, x.size - 1)
-    frames = x[idx] * np.hanning(n_fft)[None]
-    mag = np.log1p(100.0 * np.abs(np.fft.rfft(frames, axis=1)))
-    diff = np.diff(mag, axis=0, prepend=mag[:1])
-    return np.maximum(diff, 0.0).sum(axis=1)
-
-
-def pick_events(values: np.ndarray, centre: int, k: float, rel: float, floor: float = 0.0) -> np.ndarray:
-    """Whether ``values[centre]`` (``values``: ``(n, ...)``, a window of a time series per region)
-    is an event: a local peak (at least its neighbours) that exceeds the window's median by ``k``
-    median absolute deviations, ``rel`` of the window's maximum, and ``floor``."""
-    v = np.asarray(values, dtype=np.float64)
-    x = v[centre]
-    prev = v[centre - 1] if centre > 0 else np.full_like(x, -np.inf)
-    nxt = v[centre + 1] if centre + 1 < len(v) else np.full_like(x, -np.inf)
-    med = np.median(v, axis=0)
-    mad = np.median(np.abs(v - med), axis=0)
-    peak = (x >= prev) & (x > nxt)
-    return peak & (x > med + k * mad) & (x > rel * v.max(axis=0)) & (x > floor)
-
-
-def dilate(events: np.ndarray, steps: int) -> np.ndarray:
-    """Events ``(T, ...)`` widened by ``steps`` steps on each side (logical or over time)."""
-    events = np.asarray(events, dtype=bool)
-    out = events.copy()
-    for s in range(1, steps + 1):
-        out[s:] |= events[:-s]
-        out[:-s] |= events[s:]
-    return out
 
 
 def coincidences(audio: np.ndarray, visual: np.ndarray, tolerance: int = 1) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -164,15 +125,6 @@ def coincidence_map(audio: np.ndarray, visual: np.ndarray, p: float = 0.8, toler
     gain = coincidence_loglik(a, v, p, tolerance) - coincidence_loglik(a, still, p, tolerance)[0]
     best = n_audio * (math.log(p) - math.log(1 - p))
     return np.clip(gain / best, 0.0, 1.0).astype(np.float32)
-
-
-def sparsify(values: np.ndarray, floor: float) -> np.ndarray:
-    """Zero the values below ``floor`` x the peak and stretch the rest so the peak is unchanged."""
-    values = np.asarray(values, dtype=np.float32)
-    peak = float(values.max()) if values.size else 0.0
-    if floor <= 0 or peak <= 0:
-        return values
-    return (np.maximum(values - floor * peak, 0.0) / (1.0 - floor)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------ streaming helpers
@@ -334,5 +286,5 @@ def onset_maps(path: str | Path, settings: OnsetSettings = OnsetSettings(),
         index += 1
 
 
-__all__ = ["OnsetSettings", "coincidence_loglik", "coincidence_map", "coincidences", "dilate", "grid_shape",
-           "onset_maps", "pick_events", "sliding", "sparsify", "spectral_flux"]
+__all__ = ["OnsetSettings", "analysis_fps", "coincidence_loglik", "coincidence_map", "coincidences", "grid_shape",
+           "onset_maps", "sliding"]

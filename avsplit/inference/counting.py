@@ -1,6 +1,6 @@
 """How many sources a video has, and where: grouping the candidate pixels of the feature grid.
 
-:func:`avsplit.separation.find_regions` computes the candidate pixels' saliency and features over
+:func:`avsplit.inference.discovery.find_regions` computes the candidate pixels' saliency and features over
 a few windows of a video; :func:`choose_regions` clusters them into k groups for every k from
 :data:`MAX_SOURCES` down and keeps the largest k whose groups are distinct sources.
 """
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from avsplit.inference.engine import region_vectors
+from avsplit.inference.regions import Region, cells_to_box
 
 MAX_SOURCES = 4
 #: Clusters whose masks are more similar than this are the same source.
@@ -66,9 +69,7 @@ def candidate_points(sal: np.ndarray, z: np.ndarray, motion: bool) -> tuple[np.n
 
 
 def group_regions(coords: np.ndarray, labels: np.ndarray, k: int, shape: tuple[int, int], video_size) -> list:
-    """One :class:`~avsplit.separation.Region` per non-empty label of ``coords`` ``(n, 2)``."""
-    from avsplit.separation import Region, cells_to_box
-
+    """One :class:`~avsplit.inference.regions.Region` per non-empty label of ``coords`` ``(n, 2)``."""
     h, w = shape
     regions = []
     for j in range(k):
@@ -84,8 +85,6 @@ def group_regions(coords: np.ndarray, labels: np.ndarray, k: int, shape: tuple[i
 def group_sounds(engine, raw: torch.Tensor, regions: list, warped: torch.Tensor, feats) -> np.ndarray:
     """What each region separates on its own: its mask (from its pooled features) times the mixture's
     warped magnitude ``warped`` ``(M, 1, Fl, T)`` of the ``M`` windows: ``(R, M, Fl, T)``."""
-    from avsplit.separation import region_vectors
-
     vecs = region_vectors(engine.model, raw, regions)  # (M, R, K)
     est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
     return est.transpose(0, 1).float().cpu().numpy()

@@ -10,6 +10,7 @@ touches the console, torch or the parent's output files, and ends with ``os._exi
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import pickle
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from avsplit.errors import DecoderCrashError
+
 
 _ITEM, _ERROR, _END = 0, 1, 2
 
@@ -140,3 +142,41 @@ def _one_child(path, fn, args, kwargs, skip: int) -> Iterator:
     # the pipe closed without an answer: the child died
     raise DecoderCrashError(f"the decoder crashed on this file ({_signal_name(status)}); it is corrupt",
                             path, "re-encode or re-download the file")
+
+
+# ------------------------------------------------------------------------- crash isolation
+
+_isolation = {"on": False}
+
+
+@contextlib.contextmanager
+def isolated_decoding() -> Iterator[None]:
+    """Within this block, :func:`probe`, :func:`iter_audio` (and :func:`read_audio`),
+    :func:`iter_frames` and :func:`read_frames` decode in a forked child process
+    (:func:`isolated_iter`): a native decoder that crashes on a corrupt file raises
+    :class:`~avsplit.errors.DecoderCrashError` for that file instead of killing the process."""
+    before = _isolation["on"]
+    _isolation["on"] = True
+    try:
+        yield
+    finally:
+        _isolation["on"] = before
+
+
+def _in_child(fn, *args, **kwargs) -> Iterator:
+    _isolation["on"] = False  # the child decodes in-process
+    result = fn(*args, **kwargs)
+    if isinstance(result, Iterator):
+        yield from result
+    else:
+        yield result
+
+
+def isolation_on() -> bool:
+    """Whether decoding runs in a forked child here (inside :func:`isolated_decoding`)."""
+    return _isolation["on"]
+
+
+def guarded(path, fn, *args, **kwargs) -> Iterator:
+    """The items of ``fn(*args, **kwargs)`` (an iterator, or one value) computed in a forked child."""
+    return isolated_iter(path, _in_child, fn, *args, **kwargs)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from avsplit.config import AudioSettings
-from avsplit.transforms import Spectrogram
+from avsplit.dsp.transforms import Spectrogram
 
 EXTENSION_RULES = ("octave", "edge")
 #: The rule used by ``separate``. On synthetic 48 kHz duets (``benchmarks/fullband_sdr.py``) the two

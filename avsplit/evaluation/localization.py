@@ -17,24 +17,18 @@ A constant map (nothing to rank) predicts nothing and scores 0.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from avsplit import io as media
+from avsplit.dsp.maps import upsample
+from avsplit.localize.maps import METHODS, OnsetMaps, compute_maps
+from avsplit.localize.model_maps import ModelMapSettings, ModelMaps
+
 #: Thresholds of the success curve whose area is the AUC.
 AUC_THRESHOLDS = np.linspace(0.0, 1.0, 21)
-
-
-def upsample(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A map ``(h, w)`` resized to ``size`` = ``(width, height)`` by bilinear interpolation
-    (pixel centres aligned, as image scalers do): float32 ``(height, width)``."""
-    import cv2
-
-    values = np.asarray(values, dtype=np.float32)
-    w, h = int(size[0]), int(size[1])
-    if values.shape == (h, w):
-        return values.copy()
-    return cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
@@ -141,10 +135,33 @@ def score_maps(maps: np.ndarray, times: np.ndarray, truth: dict, frame_size: tup
         gt = boxes_mask(boxes, (width, height))
         if not gt.any():
             continue
-        m = upsample(map_at(times, maps, (k + 0.5) / fps), (width, height))
+        m = upsample(map_at(times, maps, (k + 0.5) / fps), width, height)
         out.append(ciou(m, gt))
     return out
 
 
 __all__ = ["AUC_THRESHOLDS", "auc", "boxes_mask", "ciou", "map_at", "normalize", "predicted_region", "score_maps",
-           "success_rate", "summarize_cious", "upsample"]
+           "success_rate", "summarize_cious"]
+
+def truth_has_boxes(truth: dict) -> bool:
+    """Whether a ``synth`` truth dict has per-frame boxes for its sources."""
+    sources = truth.get("sources") or []
+    return bool(sources) and all(s.get("boxes") for s in sources) and bool(truth.get("fps"))
+
+
+def localization_cious(path: str | Path, truth: dict, engine=None, methods: Sequence[str] = METHODS,
+                       settings: ModelMapSettings | None = None, onset_settings=None) -> dict[str, list[float]]:
+    """Per-frame cIoU of each method's maps for one video against its truth boxes
+    (:func:`score_maps`); ``model`` is skipped without an ``engine``."""
+    info = media.probe(path).require_video().require_audio()
+    out: dict[str, list[float]] = {}
+    for method in methods:
+        if method == "model":
+            if engine is None:
+                continue
+            source = ModelMaps(engine, path, settings or ModelMapSettings(), info=info)
+        else:
+            source = OnsetMaps(path, onset_settings, info=info)
+        times, maps, _ = compute_maps(source)
+        out[method] = score_maps(maps, times, truth, frame_size=(info.width, info.height))
+    return out

@@ -1,6 +1,6 @@
 """``evaluate``'s breakdowns: source-count accuracy and scores per domain.
 
-**Count**: ``separate`` chooses the number of sources by itself (:mod:`avsplit.counting`); for
+**Count**: ``separate`` chooses the number of sources by itself (:mod:`avsplit.inference.counting`); for
 every video whose truth says how many sources it has (``synth`` duets, and solos: one), the
 share split into the right number of tracks, per kind (``different-kind``, ``same-kind``,
 ``solo``).
@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from avsplit.console import console
+from avsplit.files import truth_path
 
 DOMAIN_AXES = ("sound_maker", "soundfont", "chain", "glyph", "background", "motion")
 UNKNOWN = "unknown"
@@ -41,7 +42,7 @@ def truth_domain(truth: dict | None) -> dict[str, str]:
 
 def read_domain(video: Path) -> dict[str, str]:
     """The domain of ``video`` from ``<stem>.truth.json`` beside it (``unknown`` when absent or unreadable)."""
-    truth_file = Path(video).with_name(Path(video).stem + ".truth.json")
+    truth_file = truth_path(video)
     try:
         return truth_domain(json.loads(truth_file.read_text()))
     except (OSError, json.JSONDecodeError, AttributeError):

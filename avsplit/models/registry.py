@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avsplit.console import stdout_console
 from avsplit.errors import CheckpointError
+from avsplit.files import atomic_path, json_text
 
 REGISTRY_FILE = "registry.json"
 
@@ -21,7 +23,7 @@ def weights_dir() -> Path:
     env = os.environ.get("AVSPLIT_WEIGHTS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "weights"
+    return Path(__file__).resolve().parents[2] / "weights"
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,6 @@ def print_registry(as_json: bool = False) -> None:
     import dataclasses
     import textwrap
 
-    from avsplit.console import stdout_console
-    from avsplit.files import json_text
-
     registry = load_registry()
     if as_json:
         entries = [{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(m).items()} for m in registry]
@@ -152,8 +151,6 @@ def register_model(
 ) -> RegisteredModel:
     """Add or replace an entry of ``weights/registry.json`` for a checkpoint inside the weights folder
     (its sha256 is computed here). Used by maintainers when shipping weights."""
-    from avsplit.files import atomic_path, json_text
-
     directory = directory or weights_dir()
     path = directory / REGISTRY_FILE
     data = json.loads(path.read_text()) if path.exists() else {"version": 1, "default": None, "models": {}}

@@ -9,17 +9,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from avsplit import media
+from avsplit import io as media
 from avsplit.files import atomic_path, ensure_dir
-
-
-def colormap(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] ``(H, W)`` -> RGB uint8 ``(H, W, 3)`` (a perceptual dark-blue-to-yellow ramp)."""
-    stops = np.array([[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]], float)
-    x = np.clip(values, 0, 1) * (len(stops) - 1)
-    lo = np.floor(x).astype(int).clip(0, len(stops) - 2)
-    frac = (x - lo)[..., None]
-    return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).astype(np.uint8)
+from avsplit.localize.colours import apply_colormap
 
 
 def spectrogram_image(values: np.ndarray, log: bool = True) -> Image.Image:
@@ -27,7 +19,7 @@ def spectrogram_image(values: np.ndarray, log: bool = True) -> Image.Image:
     v = np.log(np.maximum(values, 1e-6)) if log else values
     lo, hi = np.percentile(v, 2), np.percentile(v, 99.5)
     norm = (v - lo) / max(hi - lo, 1e-8)
-    return Image.fromarray(colormap(norm[::-1]))
+    return Image.fromarray(apply_colormap(norm[::-1], "magma"))
 
 
 def write_item_report(root: Path, item, out: dict[str, Any], sample_rate: int) -> Path:

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import soundfile
 
-from avsplit.chunking import OverlapAdd, Window
+from avsplit.dsp.chunking import OverlapAdd, Window
 from avsplit.errors import AvsplitError, OutputError
 from avsplit.files import atomic_path
 

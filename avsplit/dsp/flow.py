@@ -15,7 +15,7 @@ Typical use (streaming; one frame held at a time)::
     for t, flow in iter_flow("clip.mp4", fps=12, short_side=128):
         energy = region_motion(flow_magnitude(flow), (16, 21))
 
-Used by ``localize --method onsets`` (:mod:`avsplit.onsets`) and meant to be reused by the
+Used by ``localize --method onsets`` (:mod:`avsplit.localize.onsets`) and meant to be reused by the
 motion network's preprocessing.
 """
 
@@ -30,6 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
+from avsplit import io as media
 from avsplit.errors import CheckpointError, ConfigError
 
 #: Frame pairs whose DIS flow :meth:`DISFlow.sequence` remembers (about 0.2 MB each at 170x128).
@@ -339,13 +340,11 @@ def iter_flow(
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream ``(t, flow)`` for a video: the flow from the frame before ``t`` to the frame at ``t``.
 
-    Frames come from :func:`avsplit.media.iter_frames` (at ``fps``, or every frame when None;
+    Frames come from :func:`avsplit.io.iter_frames` (at ``fps``, or every frame when None;
     resized to ``short_side``/``size``). The first frame yields a zero flow, so there is one flow
     per frame. Only two frames are held at a time. ``preset`` applies to ``dis``; other
     ``flow_options`` go to :func:`make_flow` (e.g. ``weights=``, ``device=`` for ``raft``).
     """
-    from avsplit import media
-
     if backend == "dis":
         flow_options = {"preset": preset, **flow_options}
     flow_fn = make_flow(backend, **flow_options)
@@ -413,14 +412,4 @@ def region_motion(values: np.ndarray, grid: Grid | tuple[int, int]) -> np.ndarra
     return (sums / areas).astype(np.float32)
 
 
-def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` ``(H, W[, C])`` at ``x + flow(x)`` (bilinear, edges replicated): with the
-    flow from frame A to frame B and ``image`` = B, the result lines B up with A."""
-    cv2 = _cv2()
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(np.ascontiguousarray(image), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "Grid", "make_flow", "iter_flow", "flow_magnitude", "region_motion", "to_grey", "warp_backward"]
+__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "Grid", "make_flow", "iter_flow", "flow_magnitude", "region_motion", "to_grey"]

@@ -1,0 +1,249 @@
+"""Decoding video frames as RGB arrays: streaming at a rate, or at given times."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+from av.video.reformatter import VideoReformatter
+import numpy as np
+
+from avsplit.errors import EmptyMediaError, NoVideoStreamError, UnreadableMediaError
+from avsplit.io.container import _EPS, FIX_UNREADABLE, _SEEK_GAP, _check_decodable, _open, _tolerance, _video_stream
+from avsplit.io.demux import _StreamReader, _frames_at
+from avsplit.io.isolation import guarded, isolation_on
+
+
+def iter_frames(path: str | Path, fps: float | None = None, start: float = 0.0, duration: float | None = None,
+                short_side: int | None = None, size: tuple[int, int] | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """See :func:`_iter_frames_here` (in a child process inside :func:`isolated_decoding`)."""
+    if isolation_on():
+        return guarded(path, _iter_frames_here, path, fps, start, duration, short_side, size)
+    return _iter_frames_here(path, fps, start, duration, short_side, size)
+
+
+def read_frames(path: str | Path, times: Sequence[float], short_side: int | None = None,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """See :func:`_read_frames_here` (in a child process inside :func:`isolated_decoding`)."""
+    if isolation_on():
+        return next(guarded(path, _read_frames_here, path, times, short_side, size))
+    return _read_frames_here(path, times, short_side, size)
+
+
+
+# -------------------------------------------------------------------------------------- frames
+
+
+def scaled_size(width: int, height: int, short_side: int | None = None, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Output ``(width, height)``: ``size`` as given, or the short side scaled to ``short_side``.
+
+    With ``short_side`` the aspect ratio is kept and both sides are rounded to even numbers.
+    With neither, the original size.
+    """
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        return w, h
+    if short_side is None:
+        return int(width), int(height)
+    if short_side <= 0:
+        raise ValueError(f"short_side must be positive, got {short_side}")
+    scale = short_side / min(width, height)
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+class _RGB:
+    """Converts decoded frames to RGB uint8 at one output size with one reused scaler context."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.reformatter = VideoReformatter()
+
+    def __call__(self, frame) -> np.ndarray:
+        out = self.reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24", interpolation="AREA")
+        return out.to_ndarray()
+
+
+def _open_video(container, path: Path):
+    stream = _video_stream(container)
+    if stream is None:
+        raise NoVideoStreamError("has no video stream", path, "give a video file, not an audio-only file")
+    _check_decodable(stream, path, "video")
+    ctx = stream.codec_context
+    if not ctx.width or not ctx.height:
+        raise UnreadableMediaError("video stream has no picture size", path, FIX_UNREADABLE)
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _iter_frames_here(
+    path: str | Path,
+    fps: float | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    short_side: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Stream ``(time, frame)`` pairs: RGB uint8 ``(height, width, 3)`` frames resized by FFmpeg.
+
+    With ``fps`` the frames are sampled at times ``start + k / fps`` (k = 0, 1, ...), each being
+    the frame on screen at that time (the last frame whose timestamp is <= t; before the first
+    frame, the first frame), which is exact for variable-frame-rate video too; the last frame
+    stays on screen for its own duration. Without ``fps`` every decoded frame in
+    ``[start, start + duration)`` is yielded with its own timestamp. ``size`` is
+    ``(width, height)``; ``short_side`` keeps the aspect ratio. Only one decoded frame is held at
+    a time, so memory does not grow with the video's length. Running past the point where a
+    truncated file's data stops raises :class:`TruncatedMediaError` (after the frames before it).
+    """
+    path = Path(path)
+    start = max(0.0, float(start))
+    end = math.inf if duration is None else start + float(duration)
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    with _open(path) as container:
+        stream = _open_video(container, path)
+        ctx = stream.codec_context
+        convert = _RGB(*scaled_size(ctx.width, ctx.height, short_side, size))
+        reader = _StreamReader(container, stream, path)
+        eps = _tolerance(stream)
+        frames = _frames_at(reader, start)
+        default_period = 1.0 / float(stream.average_rate) if stream.average_rate else None
+        try:
+            if fps is None:
+                last_t = None
+                for frame in frames:
+                    t = reader.frame_time(frame)
+                    if t is None:
+                        t = (last_t + (default_period or 0.0)) if last_t is not None else start
+                    last_t = t
+                    if t < start - eps:
+                        continue
+                    if t >= end:
+                        return
+                    yield t, convert(frame)
+                reader.check_not_truncated()
+                return
+
+            step = 1.0 / float(fps)
+            k = 0
+            target = start
+            held = None  # the decoded frame on screen at `target`
+            held_t = 0.0
+            held_rgb = None
+            for frame in frames:
+                t = reader.frame_time(frame)
+                if t is None:
+                    t = held_t + (default_period or step) if held is not None else target
+                while target < end and held is not None and t > target + eps:
+                    if held_rgb is None:
+                        held_rgb = convert(held)
+                    yield target, held_rgb
+                    k += 1
+                    target = start + k * step
+                if target >= end:
+                    return
+                # Before the stream's first frame, the first frame is what a player shows.
+                held, held_t, held_rgb = frame, t, None
+            if held is None:
+                reader.check_not_truncated()
+                if start > 0:
+                    return  # start is past the last frame: nothing to show
+                raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
+            # After the last frame: it stays on screen for its own duration (not past the file's end).
+            until = held_t + (_frame_period(held) or default_period or step)
+            if container.duration is not None:
+                until = max(held_t + _EPS * 2, min(until, container.duration / av.time_base))
+            while target < end and target < until - _EPS:
+                if held_rgb is None:
+                    held_rgb = convert(held)
+                yield target, held_rgb
+                k += 1
+                target = start + k * step
+            if target < end:
+                reader.check_not_truncated()
+        finally:
+            frames.close()
+
+
+def _frame_period(frame) -> float | None:
+    duration = getattr(frame, "duration", None)
+    if duration and frame.time_base is not None:
+        return float(duration * frame.time_base)
+    return None
+
+
+def _read_frames_here(
+    path: str | Path,
+    times: Sequence[float],
+    short_side: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The frames on screen at each of ``times`` (seconds): uint8 ``(len(times), height, width, 3)``.
+
+    Times far apart are reached by seeking, close ones by decoding forward, so a few frames from
+    a long video are cheap. A time past the end of the video gives the last frame (for a
+    truncated file, a time past where its data stops raises :class:`TruncatedMediaError`).
+    """
+    path = Path(path)
+    wanted = np.asarray(times, dtype=np.float64).reshape(-1)
+    if wanted.size == 0:
+        raise ValueError("read_frames needs at least one time")
+    if not np.all(np.isfinite(wanted)):
+        raise ValueError("read_frames times must be finite")
+    order = np.argsort(wanted, kind="stable")
+    with _open(path) as container:
+        stream = _open_video(container, path)
+        ctx = stream.codec_context
+        out_w, out_h = scaled_size(ctx.width, ctx.height, short_side, size)
+        convert = _RGB(out_w, out_h)
+        reader = _StreamReader(container, stream, path)
+        eps = _tolerance(stream)
+        result = np.empty((wanted.size, out_h, out_w, 3), np.uint8)
+        frames = None
+        held = held_rgb = pending = None
+        held_t = pending_t = -math.inf
+        exhausted = False
+        try:
+            for idx in order:
+                t = max(0.0, float(wanted[idx]))
+                position = max(held_t, pending_t)
+                if frames is None or (not exhausted and t > position + _SEEK_GAP):
+                    if frames is not None:
+                        frames.close()
+                    frames = _frames_at(reader, t)
+                    held = held_rgb = pending = None
+                    held_t = pending_t = -math.inf
+                    exhausted = False
+                while not exhausted:
+                    if pending is None:
+                        pending = next(frames, None)
+                        if pending is None:
+                            exhausted = True
+                            break
+                        pt = reader.frame_time(pending)
+                        pending_t = pt if pt is not None else (held_t + 1e-3 if held is not None else t)
+                    if pending_t <= t + eps:
+                        held, held_t, held_rgb, pending = pending, pending_t, None, None
+                        continue
+                    break
+                if held is None:
+                    if pending is None:
+                        reader.check_not_truncated()
+                        raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
+                    # t is before the stream's first frame: the first frame is on screen.
+                    result[idx] = convert(pending)
+                    continue
+                if exhausted and t > held_t + (_frame_period(held) or 0.0) + eps:
+                    reader.check_not_truncated()
+                if held_rgb is None:
+                    held_rgb = convert(held)
+                result[idx] = held_rgb
+        finally:
+            if frames is not None:
+                frames.close()
+    return result

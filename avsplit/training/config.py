@@ -1,0 +1,64 @@
+"""Training settings (:class:`TrainConfig`), their presets, and the parts of a model that can be frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults follow the paper (SGD, momentum 0.9, weight decay 1e-4,
+    lr 1e-4 for the frame net and 1e-3 for the sound net and synthesizer, x0.1 steps)."""
+
+    steps: int = 20000
+    batch_size: int = 8
+    optimizer: str = "sgd"
+    lr_frame: float = 1e-4
+    lr_sound: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_steps: tuple[float, ...] = (0.6, 0.85)
+    """Fractions of ``steps`` after which every learning rate is multiplied by 0.1."""
+    seed: int = 0
+    val_every: int = 500
+    val_mixtures: int = 32
+    checkpoint_every: int = 500
+    log_every: int = 20
+    amp: str = "auto"
+    """``auto`` (bf16 on GPU and on CPUs with native bf16), ``bf16`` or ``off``."""
+    grad_clip: float = 5.0
+    curriculum: bool = False
+    """Stages from easy pairs to hard ones and from 2 to 3 sources (:mod:`avsplit.data.curriculum`)."""
+    curriculum_stages: str = ""
+    """Custom stages, ``PAIRS:SOURCES:UNTIL,...`` (:func:`avsplit.data.curriculum.parse_stages`);
+    empty: the default stages."""
+    timbre_db: float = 0.0
+    """Random equaliser per source (:func:`avsplit.data.mixing.random_timbre`), band gains up to
+    +-timbre_db dB; 0: off."""
+    lr_motion: float | None = None
+    """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
+    when they start from a trained appearance model (``--init``)."""
+    freeze: tuple[str, ...] = ()
+    """Parts kept as they are (no gradient, batch-norm statistics fixed), when fine-tuning from
+    ``--init``: any of :data:`FREEZABLE`. A frozen part costs no backward pass."""
+
+
+#: Parts of a model ``TrainConfig.freeze`` can hold fixed, and the submodules each one names.
+#: ``base`` (``None``) is every submodule but the mask refiner (to train a refiner on top of a trained model).
+FREEZABLE = {"frame": ("appearance",), "sound": ("audio_net",), "motion": ("motion_net",), "base": None}
+
+
+#: Optimisation defaults per preset. ``small`` trains from scratch on CPU, where Adam converges
+#: far sooner than the paper's SGD (which assumed an ImageNet-initialised frame net and GPUs).
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "sop": TrainConfig(),
+    "small": TrainConfig(steps=3500, batch_size=8, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3,
+                         weight_decay=0.0, lr_steps=(0.7, 0.9), val_every=250, checkpoint_every=250),
+    "small-motion": TrainConfig(steps=1600, batch_size=8, optimizer="adam", lr_frame=1e-4, lr_sound=3e-4, lr_motion=1e-3,
+                                weight_decay=0.0, lr_steps=(0.7, 0.9), val_every=250, checkpoint_every=250, curriculum=True),
+    "som": TrainConfig(curriculum=True),
+    "tiny": TrainConfig(steps=20, batch_size=2, optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, weight_decay=0.0, amp="off",
+                        val_every=10, val_mixtures=2, checkpoint_every=10, log_every=5),
+}
+TRAIN_PRESETS["tiny-motion"] = dataclasses.replace(TRAIN_PRESETS["tiny"], curriculum=True)

@@ -1,0 +1,64 @@
+"""The mix-and-separate objective, and a batch of arrays as model inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
+from avsplit.models import AVSeparator
+from avsplit.models.appearance import normalize_frames
+
+
+# ---------------------------------------------------------------------------------- the loss
+
+
+class MixSeparateLoss(nn.Module):
+    """Wraps the model so one ``forward`` computes the training loss (what DDP needs).
+
+    ``audio``: ``(batch, sources, samples)`` (the mixture is their sum); ``frames``: normalised
+    ``(batch, sources, frames, 3, H, W)``. Returns the scalar loss: per-bin BCE against the ideal
+    binary mask, or L1 against the ideal ratio mask, weighted by ``log(1 + |mixture|)``; targets
+    live on the warped (log-frequency) grid, as the masks do.
+    """
+
+    def __init__(self, model: AVSeparator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.model
+        batch, sources = audio.shape[:2]
+        mixture = audio.sum(dim=1)
+        with torch.no_grad():
+            _, warped_mix = m.analyse(mixture)  # (B, 1, Fl, T)
+            _, warped_src = m.analyse(audio.flatten(0, 1))
+            warped_src = warped_src.view(batch, sources, *warped_src.shape[-2:])
+            mix_mag = warped_mix[:, 0]
+            if m.config.mask == "binary":
+                target = ideal_binary_mask(warped_src, mix_mag)
+            else:
+                target = ideal_ratio_mask(warped_src, mix_mag)
+            weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
+        audio_feats = m.audio_features(warped_mix)
+        logits = m.mixture_logits(m.source_vectors(frames, flow), audio_feats, warped_mix).float()
+        if m.config.mask == "binary":
+            per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        else:
+            per_bin = (torch.relu(logits) - target).abs()
+        return (per_bin * weight).mean()
+
+
+
+
+def to_model_inputs(audio: np.ndarray, frames: np.ndarray, device: torch.device, flow: np.ndarray | None = None):
+    """Sampler arrays -> model tensors: audio float ``(B, N, S)``, frames normalised ``(B, N, F, 3, H, W)``
+    and flow ``(B, N, steps, 2, h, w)`` float (``None`` for appearance models)."""
+    a = torch.from_numpy(np.ascontiguousarray(audio)).to(device)
+    f = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(device))
+    fl = None
+    if flow is not None:
+        fl = torch.from_numpy(np.ascontiguousarray(flow)).to(device).float().permute(0, 1, 2, 5, 3, 4).contiguous()
+    return a, f, fl
