@@ -100,11 +100,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
             _check_decodable(vs, path, "video")
             ctx = vs.codec_context
             info.update(width=ctx.width, height=ctx.height, video_codec=ctx.name)
-            v_start = _stream_seconds(vs.start_time, vs.time_base)
-            info["video_start"] = round(v_start - origin, 6) if v_start is not None else 0.0
-            d = _stream_seconds(vs.duration, vs.time_base)
-            if d:
-                durations.append(info["video_start"] + d)
+            info["video_start"] = _stream_span(vs, origin, durations)
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             info["fps"] = float(rate) if rate else None
             info["variable_frame_rate"], video_packets = _looks_variable(container, vs)
@@ -114,11 +110,7 @@ def _probe_here(path: str | Path) -> MediaInfo:
             _check_decodable(astream, path, "audio")
             actx = astream.codec_context
             info.update(audio_rate=actx.sample_rate, audio_channels=actx.channels, audio_codec=actx.name)
-            a_start = _stream_seconds(astream.start_time, astream.time_base)
-            info["audio_start"] = round(a_start - origin, 6) if a_start is not None else 0.0
-            d = _stream_seconds(astream.duration, astream.time_base)
-            if d:
-                durations.append(info["audio_start"] + d)
+            info["audio_start"] = _stream_span(astream, origin, durations)
         duration = max(durations) if durations else 0.0
         if not durations:
             # No length in the header (raw streams, live recordings): find the last packet.
@@ -134,6 +126,17 @@ def _probe_here(path: str | Path) -> MediaInfo:
     if info.get("has_video") and (not info.get("width") or not info.get("height")):
         raise UnreadableMediaError("video stream has no picture size", path, FIX_UNREADABLE)
     return MediaInfo(duration=duration, **info)
+
+
+def _stream_span(stream, origin: float, durations: list) -> float:
+    """The start of ``stream`` in seconds from the container's ``origin``; its end, where the stream
+    declares a duration, is appended to ``durations``."""
+    start = _stream_seconds(stream.start_time, stream.time_base)
+    offset = round(start - origin, 6) if start is not None else 0.0
+    length = _stream_seconds(stream.duration, stream.time_base)
+    if length:
+        durations.append(offset + length)
+    return offset
 
 
 def _stream_seconds(value, time_base) -> float | None:
