@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from avsplit.dsp.camera import remove_camera_motion
 from avsplit.inference.engine import region_vectors
 from avsplit.inference.regions import Region, cells_to_box
 
@@ -91,9 +92,10 @@ def group_sounds(engine, raw: torch.Tensor, regions: list, warped: torch.Tensor,
 
 
 def cell_motion(flow: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """Optical-flow speed of every step of ``M`` windows' flow ``(M, steps, 2, h', w')``, averaged onto
+    """Optical-flow speed, less the camera's motion, of every step of ``M`` windows' flow
+    ``(M, steps, 2, h', w')``, averaged onto
     the feature grid ``shape`` ``(h, w)``: ``(M * steps, h, w)``."""
-    flow = flow.float()
+    flow = remove_camera_motion(flow.float())  # what moves in the scene, not the camera
     speed = torch.hypot(flow[:, :, 0], flow[:, :, 1])  # (M, steps, h', w')
     pooled = torch.nn.functional.adaptive_avg_pool2d(speed, tuple(shape))
     return pooled.flatten(0, 1).cpu().numpy()

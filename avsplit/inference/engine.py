@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from avsplit.dsp import fullband
+from avsplit.dsp.camera import remove_camera_motion
 from avsplit.inference.regions import Region
 from avsplit.models import AVSeparator, use_channels_last
 from avsplit.models.appearance import normalize_frames
@@ -71,7 +72,7 @@ class SeparationEngine:
         or of their already computed ``flow``) averaged onto ``grid`` ``(h, w)``: high where things move."""
         if flow is None:
             _, flow = visual_inputs(self.model.config, frames, torch.device("cpu"))
-        flow = flow.float()
+        flow = remove_camera_motion(flow.float())  # a shaking or zooming camera moves everything
         # hypot of the two components (a norm over the size-2 axis is many times slower on CPU)
         magnitude = torch.hypot(flow[:, :, 0], flow[:, :, 1]).mean(dim=(0, 1)).cpu()  # (h', w') at flow resolution
         if tuple(magnitude.shape) == tuple(grid):
