@@ -147,29 +147,6 @@ def ensure_dir(path: str | Path) -> Path:
     return path
 
 
-def check_output_dir(path: str | Path) -> bool:
-    """Raise :class:`OutputError` unless ``path`` is (or can be created as) a writable folder; it is
-    not created here. Returns whether it does not exist yet (the caller creates it on first write)."""
-    path = Path(path)
-    if path.exists():
-        ensure_dir(path)
-        return False
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError("cannot create folder: a file is in the way", path, "choose another output folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create folder ({parent} is not writable)", path, "choose a writable output folder")
-    return True
-
-
-def remove_if_empty(path: str | Path) -> None:
-    """Remove ``path`` if it is an empty folder (and nothing else)."""
-    with contextlib.suppress(OSError):
-        Path(path).rmdir()
-
-
 def _remove_stale(paths: Iterable[Path], max_age: float) -> int:
     removed = 0
     now = time.time()
