@@ -159,8 +159,8 @@ def _video_batch(inputs: Sequence[str | Path], out: str | Path) -> Iterator[tupl
     before torch and the model load; stale temporaries of an interrupted run are removed, and an
     output folder made here is removed again if every input failed (nothing was written)."""
     from avsplit.errors import AvsplitError
-    from avsplit.files import find_videos
     from avsplit.layout import output_folder
+    from avsplit.scan import find_videos
 
     summary = BatchSummary()
     videos = find_videos(inputs, ignored=summary.ignored)

@@ -15,8 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from avsplit.errors import OutputError
-from avsplit.files import atomic_path, json_text, truth_path, truth_source_path
+from avsplit.files import atomic_path, json_text
 from avsplit.io import write_audio
+from avsplit.scan import truth_path, truth_source_path
 from avsplit.synth.clip import Settings, sound_truth
 from avsplit.synth.instruments import Category
 from avsplit.synth.variety import domain_of

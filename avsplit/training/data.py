@@ -16,9 +16,9 @@ from avsplit.data.curriculum import DEFAULT_STAGES, Curriculum, parse_stages
 from avsplit.data.entry import CachedVideo
 from avsplit.data.mixing import Augment, MixSampler
 from avsplit.data.motion import cache_extras
-from avsplit.data.scan import load_dataset
 from avsplit.errors import AvsplitError, ConfigError
 from avsplit.models import ModelConfig
+from avsplit.scan import load_dataset
 from avsplit.training.config import TrainConfig
 
 
