@@ -159,19 +159,15 @@ def _video_batch(inputs: Sequence[str | Path], out: str | Path) -> Iterator[tupl
     before torch and the model load; stale temporaries of an interrupted run are removed, and an
     output folder made here is removed again if every input failed (nothing was written)."""
     from avsplit.errors import AvsplitError
-    from avsplit.files import check_output_dir, clean_stale_temporaries, find_videos, remove_if_empty
+    from avsplit.layout import output_folder
+    from avsplit.scan import find_videos
 
     summary = BatchSummary()
     videos = find_videos(inputs, ignored=summary.ignored)
     if not videos:
         raise AvsplitError("no videos found", Path(str(inputs[0])) if inputs else None, "give video files or folders")
-    created = check_output_dir(out)
-    clean_stale_temporaries(out)
-    try:
+    with output_folder(out):
         yield videos, summary
-    finally:
-        if created:
-            remove_if_empty(out)
 
 
 def separate(
@@ -201,7 +197,6 @@ def separate(
     full band at ``sample_rate`` (default: the input's own) with the input's channels
     (``channels="input"``) or mixed down to one (``"mono"``).
     """
-    from avsplit.console import error_line, make_progress
     from avsplit.errors import ConfigError
 
     if fmt not in ("wav", "flac"):
@@ -339,19 +334,12 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
     """The work of :func:`localize` once its inputs are known to exist."""
     from avsplit import io as media
     from avsplit.console import error_line, make_progress
-    from avsplit.errors import AvsplitError, ConfigError, OutputError
-    from avsplit.localize import COLORMAPS, METHODS, ModelMapSettings, OverlayRenderer, localize_video
+    from avsplit.errors import AvsplitError, OutputError
+    from avsplit.layout import BatchNames, localize_outputs
+    from avsplit.localize import ModelMapSettings, check_options, localize_video
     from avsplit.localize.onsets import OnsetSettings
 
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
-    if colormap not in COLORMAPS:
-        raise ConfigError(f"unknown colour map {colormap!r}", fix=f"use one of {', '.join(COLORMAPS)}")
-    if per_source and method != "model":
-        raise ConfigError("--per-source needs --method model (the onsets method does not tell sources apart)")
-    if map_rate is not None and not map_rate > 0:
-        raise ConfigError("--map-rate must be positive")
-    OverlayRenderer(colormap, alpha)  # checks --alpha
+    check_options(method, per_source, colormap, alpha, map_rate)
     settings = ModelMapSettings(hop=hop, batch=batch, **({"map_rate": map_rate} if map_rate else {}))
     onset_settings = OnsetSettings(**({"map_rate": map_rate} if map_rate else {}))
     engine = None
@@ -362,14 +350,13 @@ def _localize_batch(videos, out: Path, summary: BatchSummary, *, method, weights
         engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("localizing", total=len(videos), status="")
-        stems: dict[str, Path] = {}
+        names = BatchNames("localize")
         for video in videos:
             progress.update(task, status=video.name)
             try:
-                first = stems.setdefault(video.stem, video)
-                if first != video:
-                    raise AvsplitError(f"has the same name as {first} in this batch (both would write "
-                                       f"{out / video.stem}.mp4)", video, "localize it into another -o folder, or rename it")
+                clash = names.clash(video, localize_outputs(video, out, maps).video)
+                if clash is not None:
+                    raise clash
                 result = localize_video(video, out, method=method, engine=engine, maps=maps, per_source=per_source,
                                         alpha=alpha, colormap=colormap, settings=settings,
                                         onset_settings=onset_settings, overwrite=overwrite, progress=progress)

@@ -1,9 +1,8 @@
-"""File-system helpers: finding videos, atomic outputs."""
+"""File-system helpers for outputs: atomic writes, folders, stale temporaries, strict JSON."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import json
 import math
@@ -14,20 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from avsplit.errors import AvsplitError, OutputError
-
-#: File extensions searched for when a directory is given as input. FFmpeg reads many more
-#: containers; a file passed explicitly is tried whatever its extension.
-VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
-        ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf", ".gif",
-    }
-)
-#: Sound-only files: found in an input folder, they are skipped and counted in the summary (a user
-#: may have expected them to be separated); other files (notes, truth files) are passed over quietly.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff"})
-
+from avsplit.errors import OutputError
 
 def _file_mode() -> int:
     """Permissions of a new regular file under the current umask (mkstemp makes files 0600)."""
@@ -39,72 +25,10 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-#: Words a user may write after a flag (``--overwrite true``) that then arrive as an input path.
-_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
-
 #: Name of the temporaries :func:`atomic_path` writes: ``.<stem>.<random>.part<suffix>``.
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)?$")
 #: A temporary untouched for this long was left by a run that was killed (kill -9, power loss).
 STALE_SECONDS = 600.0
-
-
-def _missing(path: Path) -> AvsplitError:
-    """The error for an input that cannot be opened: missing, a looping or dangling link, a flag's value."""
-    if path.is_symlink():
-        try:
-            os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return AvsplitError("is a symbolic link that loops (it points back to itself)", path, "fix or remove the link")
-            return AvsplitError("is a symbolic link to a file that does not exist", path, "fix or remove the link")
-    if str(path).lower() in _FLAG_VALUES:
-        return AvsplitError("no such file or directory", path,
-                            "flags take no value: write --overwrite, not --overwrite true")
-    return AvsplitError("no such file or directory", path, "check the path")
-
-
-def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> list[Path]:
-    """Expand files and directories into a sorted, de-duplicated list of video paths.
-
-    Directories are searched recursively for files with a known video extension (hidden files
-    and folders are skipped; sound-only files are appended to ``ignored`` when given, so that a
-    summary can say so); files given explicitly are kept whatever their extension. A path
-    that does not exist raises :class:`AvsplitError`.
-    """
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            visible = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            candidates = [p for p in visible if p.suffix.lower() in VIDEO_EXTENSIONS]
-            if ignored is not None:
-                ignored.extend(p for p in visible if p.suffix.lower() in AUDIO_EXTENSIONS)
-        elif path.exists():
-            candidates = [path]
-        else:
-            raise _missing(path)
-        for p in candidates:
-            key = p.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(p)
-    return found
-
-
-def truth_path(video: str | Path) -> Path:
-    """The ground truth beside a video (``<stem>.truth.json``, as ``avsplit synth`` writes it)."""
-    video = Path(video)
-    return video.with_name(video.stem + ".truth.json")
-
-
-def truth_source_path(video: str | Path, k: int) -> Path:
-    """The clean sound of source ``k`` (from 1) beside a video (``<stem>.source-<k>.wav``)."""
-    video = Path(video)
-    return video.with_name(f"{video.stem}.source-{k}.wav")
 
 
 @contextlib.contextmanager
@@ -145,29 +69,6 @@ def ensure_dir(path: str | Path) -> Path:
     if not os.access(path, os.W_OK):
         raise OutputError("folder is not writable", path, "choose a writable output folder or fix its permissions")
     return path
-
-
-def check_output_dir(path: str | Path) -> bool:
-    """Raise :class:`OutputError` unless ``path`` is (or can be created as) a writable folder; it is
-    not created here. Returns whether it does not exist yet (the caller creates it on first write)."""
-    path = Path(path)
-    if path.exists():
-        ensure_dir(path)
-        return False
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError("cannot create folder: a file is in the way", path, "choose another output folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create folder ({parent} is not writable)", path, "choose a writable output folder")
-    return True
-
-
-def remove_if_empty(path: str | Path) -> None:
-    """Remove ``path`` if it is an empty folder (and nothing else)."""
-    with contextlib.suppress(OSError):
-        Path(path).rmdir()
 
 
 def _remove_stale(paths: Iterable[Path], max_age: float) -> int:

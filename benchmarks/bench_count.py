@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsplit.api import load_model  # noqa: E402
 from avsplit.inference.counting import choose_regions  # noqa: E402
-from avsplit.files import find_videos  # noqa: E402
+from avsplit.scan import find_videos  # noqa: E402
 from avsplit.inference import SeparationEngine, WindowStream, discovery_windows, find_regions  # noqa: E402
 
 

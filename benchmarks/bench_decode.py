@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsplit import io as media  # noqa: E402
 from avsplit.errors import AvsplitError  # noqa: E402
-from avsplit.files import find_videos  # noqa: E402
+from avsplit.scan import find_videos  # noqa: E402
 
 DEFAULT_CONFIGS = [((320, 240), 24.0), ((1280, 720), 30.0)]
 

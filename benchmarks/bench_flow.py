@@ -106,7 +106,8 @@ def best_time(fn, repeats: int, device: torch.device):
     return result, best
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, int, int]:
+    """The command line, checked: ``(args, width, height)``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=BACKENDS, default="dis")
     parser.add_argument("--preset", choices=DIS_PRESETS, default="medium", help="DIS preset (backend dis)")
@@ -128,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be WxH, got {args.size!r}")
     if args.frames < args.window + 1:
         parser.error(f"--frames must be at least --window + 1 = {args.window + 1}")
+    return args, width, height
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, width, height = _arguments(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     if args.video:

@@ -96,7 +96,7 @@ def main() -> None:
         return
 
     from avsplit import api
-    from avsplit.files import find_videos
+    from avsplit.scan import find_videos
 
     with tempfile.TemporaryDirectory(prefix="avsplit-bench-") as tmp:
         tmp = Path(tmp)

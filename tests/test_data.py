@@ -13,18 +13,11 @@ import soundfile
 from PIL import Image
 
 from avsplit.config import AudioSettings, PreprocessSettings, VideoSettings
-from avsplit.data import (
-    CacheMissError,
-    DatasetError,
-    PreprocessCache,
-    VideoItem,
-    load_dataset,
-    read_sop_csv,
-    scan_videos,
-)
+from avsplit.data import CacheMissError, PreprocessCache
 from avsplit.data import cache as cache_mod
 from avsplit.data import decode as decode_mod
 from avsplit.errors import MediaError
+from avsplit.scan import DatasetError, VideoItem, load_dataset, read_sop_csv, scan_videos
 
 from conftest import write_test_video
 

@@ -15,7 +15,7 @@ from avsplit.data.cache import PreprocessCache
 from avsplit.data.mixing import NO_AUGMENT, MixSampler
 from avsplit.data.motion import FlowExtra, cache_extras, crop_flip_flow, window_flow
 from avsplit.models.inputs import compute_flow, reduce_flow
-from avsplit.data.scan import scan_videos
+from avsplit.scan import scan_videos
 from avsplit.config import PreprocessSettings
 from avsplit.models import build_model, preset
 from avsplit.dsp.trajectories import dense_trajectories, trajectory_field

@@ -289,7 +289,7 @@ def test_pickled_backbone_weights_are_one_clean_line(tmp_path):
 
 def test_a_looping_symlink_is_named_as_such(tmp_path):
     from avsplit.errors import AvsplitError
-    from avsplit.files import find_videos
+    from avsplit.scan import find_videos
 
     loop = tmp_path / "loop.mp4"
     loop.symlink_to(loop)

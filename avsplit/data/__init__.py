@@ -1,9 +1,8 @@
-"""Training data: finding videos (:mod:`.scan`) and decoding them once into a cache (:mod:`.cache`;
-one entry on disk: :mod:`.entry`, written by :mod:`.decode`)."""
+"""Training data: the videos of a dataset (listed by :mod:`avsplit.scan`) decoded once into a cache
+(:mod:`.cache`; one entry on disk: :mod:`.entry`, written by :mod:`.decode`)."""
 
 from avsplit.data.cache import CacheReport, PreprocessCache
 from avsplit.data.entry import CACHE_FORMAT, CacheExtra, CacheMissError, CachedVideo, EntryWriter
-from avsplit.data.scan import SOP_FPS, DatasetError, VideoItem, load_dataset, read_sop_csv, scan_videos
 
 __all__ = [
     "CACHE_FORMAT",
@@ -11,12 +10,6 @@ __all__ = [
     "CacheMissError",
     "CacheReport",
     "CachedVideo",
-    "DatasetError",
     "EntryWriter",
     "PreprocessCache",
-    "SOP_FPS",
-    "VideoItem",
-    "load_dataset",
-    "read_sop_csv",
-    "scan_videos",
 ]

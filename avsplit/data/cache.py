@@ -39,9 +39,9 @@ from avsplit.config import PreprocessSettings
 from avsplit.console import error_line, log, make_progress
 from avsplit.data.decode import BuildTask, build_entry, entry_folder, failure_path, failure_reason, key_payload, source_ctime
 from avsplit.data.entry import CACHE_FORMAT, CacheExtra, CacheMissError, CachedVideo
-from avsplit.data.scan import VideoItem
 from avsplit.errors import MediaError, OutputError
 from avsplit.files import ensure_dir
+from avsplit.scan import VideoItem
 
 
 # ------------------------------------------------------------------------------ the cache
@@ -164,10 +164,18 @@ class PreprocessCache:
             ensure_dir(self.root / sub)
         self._tag()
         self._clean_tmp()
+        status, todo = self._statuses(items, retry_failed)
+        self._decode(items, status, todo, jobs)
+        report = self._report(items, status)
+        log.info("preprocessing: %s", report.summary())
+        return report
 
-        status: list[tuple[str, str]] = [("", "")] * len(items)  # per item: (state, key or reason)
+    def _statuses(self, items: list[VideoItem], retry_failed: bool) -> tuple[list[tuple[str, str]], dict[str, list[int]]]:
+        """Per item ``(state, key or reason)``, state ``failed``, ``reused``, ``known`` (a remembered
+        failure) or ``""`` (to decode); and the items to decode by key (one decode serves every item of
+        a key)."""
+        status: list[tuple[str, str]] = [("", "")] * len(items)
         todo: dict[str, list[int]] = {}
-        report = CacheReport()
         for i, item in enumerate(items):
             try:
                 key = self.key(item)
@@ -182,7 +190,12 @@ class PreprocessCache:
                 status[i] = ("known", known)
                 continue
             todo.setdefault(key, []).append(i)
+        return status, todo
 
+    def _decode(self, items: list[VideoItem], status: list[tuple[str, str]], todo: dict[str, list[int]],
+                jobs: int) -> None:
+        """Decode the entries of ``todo`` (over ``jobs`` processes) with a progress bar, marking their items
+        ``decoded`` or ``failed`` in ``status``; each failure is one error line."""
         with make_progress() as progress:
             task = progress.add_task("Preprocessing", total=len(items), status="")
             n_failed = 0
@@ -220,6 +233,8 @@ class PreprocessCache:
             else:
                 self._run_pool(tasks, jobs, finish)
 
+    def _report(self, items: list[VideoItem], status: list[tuple[str, str]]) -> CacheReport:
+        report = CacheReport()
         for i, (state, text) in enumerate(status):
             if state in ("reused", "decoded"):
                 report.ready.append(CachedVideo(entry_folder(self.root, text)))
@@ -232,7 +247,6 @@ class PreprocessCache:
                 if state == "known":
                     report.known_failures += 1
         report.decoded = sum(1 for s, _ in status if s == "decoded")
-        log.info("preprocessing: %s", report.summary())
         return report
 
     def _run_pool(self, tasks: list[BuildTask], jobs: int, finish) -> None:

@@ -25,10 +25,10 @@ from avsplit import io as media
 from avsplit.config import PreprocessSettings
 from avsplit.console import log
 from avsplit.data.entry import CACHE_FORMAT, CacheWriteError, EntryWriter
-from avsplit.data.scan import VideoItem, sop_frame_name
 from avsplit.errors import AvsplitError, EmptyMediaError, MediaError, OutputError, UnreadableMediaError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.io.container import FIX_UNREADABLE
+from avsplit.scan import VideoItem, sop_frame_name
 
 
 # ------------------------------------------------------------------------------ decoding

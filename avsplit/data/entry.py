@@ -14,6 +14,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from avsplit.dsp.chunking import centred_times
 from avsplit.errors import AvsplitError
 
 
@@ -190,7 +191,7 @@ class CachedVideo:
         if span <= 0:
             times = np.full(n, start_s)
         else:
-            times = start_s + (np.arange(n) + 0.5) * (span / n)
+            times = centred_times(start_s, span, n)
         ft = np.asarray(self.frame_times, dtype=np.float64)
         idx = np.searchsorted(ft, times + 1e-6, side="right") - 1
         return np.clip(idx, 0, max(0, ft.shape[0] - 1)).astype(np.int64)

@@ -45,6 +45,12 @@ def plan_windows(total: int, window: int, overlap: float = 0.25) -> list[Window]
     return [Window(i, s, window) for i, s in enumerate(starts)]
 
 
+def centred_times(start: float, span: float, n: int) -> np.ndarray:
+    """Float64 ``(n,)`` times of ``n`` frames spread over ``[start, start + span)``: the centres of its
+    ``n`` equal parts, so every frame lies inside the window and none at its edges."""
+    return start + (np.arange(n) + 0.5) * span / n
+
+
 def rescale_windows(windows: list[Window], rate_from: int, rate_to: int) -> list[Window]:
     """The same windows at another sample rate: each window's first and last-plus-one samples are
     mapped by time and rounded, so windows planned for ``total`` samples at ``rate_from`` cover

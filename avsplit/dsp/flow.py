@@ -1,4 +1,4 @@
-"""Dense optical flow between consecutive frames, and motion measures built on it.
+"""Dense optical flow between consecutive frames (motion measures built on it: :mod:`avsplit.dsp.motion`).
 
 Backend ``dis``: OpenCV's DIS optical flow (Kroeger et al., "Fast optical flow using dense inverse
 search", 2016) on grey frames; no weights, CPU, a few milliseconds per frame at the small sizes
@@ -13,7 +13,7 @@ Both backends have ``flow(prev, next) -> (H, W, 2)`` and ``flow.sequence(frames)
 Typical use (streaming; one frame held at a time)::
 
     for t, flow in iter_flow("clip.mp4", fps=12, short_side=128):
-        energy = region_motion(flow_magnitude(flow), (16, 21))
+        ...
 
 Used by ``localize --method onsets`` (:mod:`avsplit.localize.onsets`) and meant to be reused by the
 motion network's preprocessing.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +38,7 @@ DIS_MEMO_PAIRS = 96
 DIS_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 #: DIS presets by name (speed versus accuracy).
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+#: Optical-flow backends (the ``flow_backend`` of a motion model's config).
 BACKENDS = ("dis", "raft")
 #: RAFT model sizes (``torchvision.models.optical_flow.raft_small`` / ``raft_large``).
 RAFT_MODELS = ("small", "large")
@@ -360,56 +360,4 @@ def iter_flow(
         yield t, flow
 
 
-def flow_magnitude(flow: np.ndarray, compensate: bool = True) -> np.ndarray:
-    """Per-pixel speed ``(H, W)`` (pixels per frame) of a flow ``(H, W, 2)``.
-
-    With ``compensate`` the median flow vector (camera pan) is removed first, so only things that
-    move relative to most of the picture count.
-    """
-    flow = np.asarray(flow, dtype=np.float32)
-    if compensate:
-        flow = flow - np.median(flow.reshape(-1, 2), axis=0)
-    return np.sqrt(np.square(flow[..., 0]) + np.square(flow[..., 1]))
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A grid of ``rows x cols`` regions over an ``height x width`` picture (edges by rounding)."""
-
-    rows: int
-    cols: int
-    height: int
-    width: int
-
-    @classmethod
-    def by_cell(cls, height: int, width: int, cell: int) -> "Grid":
-        """Square-ish cells of about ``cell`` pixels."""
-        return cls(max(1, int(round(height / cell))), max(1, int(round(width / cell))), height, width)
-
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        ys = np.round(np.linspace(0, self.height, self.rows + 1)).astype(int)
-        xs = np.round(np.linspace(0, self.width, self.cols + 1)).astype(int)
-        return ys, xs
-
-
-def region_motion(values: np.ndarray, grid: Grid | tuple[int, int]) -> np.ndarray:
-    """Mean of a per-pixel measure ``(H, W)`` over each cell of ``grid``: ``(rows, cols)``.
-
-    ``grid`` is a :class:`Grid` or ``(rows, cols)`` spread evenly over the picture.
-    """
-    values = np.asarray(values, dtype=np.float32)
-    h, w = values.shape
-    if not isinstance(grid, Grid):
-        grid = Grid(int(grid[0]), int(grid[1]), h, w)
-    if (grid.height, grid.width) != (h, w):
-        raise ValueError(f"grid is for {grid.width}x{grid.height}, values are {w}x{h}")
-    ys, xs = grid.edges()
-    # sums over cells through an integral image: exact for any cell edges
-    integral = np.zeros((h + 1, w + 1), np.float64)
-    integral[1:, 1:] = values.cumsum(0).cumsum(1)
-    sums = integral[ys[1:]][:, xs[1:]] - integral[ys[:-1]][:, xs[1:]] - integral[ys[1:]][:, xs[:-1]] + integral[ys[:-1]][:, xs[:-1]]
-    areas = np.outer(np.diff(ys), np.diff(xs)).clip(min=1)
-    return (sums / areas).astype(np.float32)
-
-
-__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "Grid", "make_flow", "iter_flow", "flow_magnitude", "region_motion", "to_grey"]
+__all__ = ["BACKENDS", "DISFlow", "RAFTFlow", "make_flow", "iter_flow", "to_grey"]

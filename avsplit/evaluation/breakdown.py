@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from avsplit.console import console
-from avsplit.files import truth_path
+from avsplit.scan import truth_path
 
 DOMAIN_AXES = ("sound_maker", "soundfont", "chain", "glyph", "background", "motion")
 UNKNOWN = "unknown"

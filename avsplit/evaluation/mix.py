@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from avsplit import io as media
-from avsplit.data.scan import VideoItem
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask
 from avsplit.evaluation.scores import WINDOW_TRIES
 from avsplit.models import AVSeparator
 from avsplit.models.inputs import visual_inputs
+from avsplit.scan import VideoItem
 
 
 def draw_mixtures(items: Sequence[VideoItem], pairs: int, num_mix: int, seed: int, same_category: bool) -> list[list[int]]:

@@ -10,16 +10,15 @@ from typing import Any
 import torch
 
 from avsplit.console import error_line, make_progress
-from avsplit.data.scan import load_dataset
 from avsplit.errors import AvsplitError, MediaError
 from avsplit.evaluation.breakdown import join_domains, read_domain
 from avsplit.evaluation.mix import Evaluator, draw_mixtures
 from avsplit.evaluation.report import write_item_report
 from avsplit.evaluation.scores import METHODS, EvalItem, score, summarize
 from avsplit.evaluation.wild import count_solo, evaluate_wild
-from avsplit.files import truth_path
 from avsplit.inference import SeparationEngine
 from avsplit.models import AVSeparator
+from avsplit.scan import load_dataset, truth_path
 
 
 def _is_multi_source(video: Path) -> bool:

@@ -11,13 +11,12 @@ import numpy as np
 
 from avsplit import io as media
 from avsplit.console import error_line
-from avsplit.data.scan import VideoItem
 from avsplit.dsp.resample import resample
 from avsplit.errors import AvsplitError, MediaError
 from avsplit.evaluation.breakdown import match_tracks, read_domain
 from avsplit.evaluation.scores import EvalItem, score, score_localization
-from avsplit.files import truth_path
 from avsplit.inference import WindowStream, discover_regions, separate_video
+from avsplit.scan import VideoItem, truth_path
 
 
 def count_solo(it: VideoItem, engine) -> EvalItem:

@@ -20,7 +20,6 @@ input, with the model's masks mapped onto its STFT (:mod:`avsplit.dsp.fullband`)
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,16 @@ from avsplit import io as media
 from avsplit.console import warn_line
 from avsplit.dsp import fullband
 from avsplit.dsp.chunking import Window
-from avsplit.errors import AvsplitError, ConfigError, OutputError
-from avsplit.files import atomic_path, ensure_dir
+from avsplit.errors import AvsplitError
+from avsplit.files import ensure_dir
 from avsplit.inference.discovery import discovery_picks, find_regions
 from avsplit.inference.engine import SeparationEngine, region_vectors
 from avsplit.inference.loader import VideoEnd, VideoStart, VideoWindow, VideoWindowSource, video_loader
 from avsplit.inference.regions import Region, box_regions, grid_regions
 from avsplit.inference.stems import StemJoiner, StreamingWavWriter
 from avsplit.inference.windows import WindowStream
+from avsplit.layout import (SourceRecord, mix_outputs, plan_separate, residual_name, separate_folder, source_names,
+                            write_sources)
 
 
 
@@ -112,22 +113,6 @@ class _VideoJob:
         self.stems.abort()
 
 
-def _plan_outputs(paths: Sequence[Path], out: Path, overwrite: bool) -> Iterator[tuple[Path, str | None]]:
-    """Each input with what stops it: ``None`` (to separate), ``"skip"`` (its outputs exist) or the
-    error line of a name clash (two inputs of one stem would write one folder)."""
-    stems: dict[str, Path] = {}
-    for p in map(Path, paths):
-        folder = out / p.stem
-        first = stems.setdefault(p.stem, p)
-        if first != p:
-            yield p, str(OutputError(f"has the same name as {first} in this batch (both would write {folder})", p,
-                                     "separate it into another -o folder, or rename it"))
-        elif (folder / "sources.json").exists() and not overwrite:
-            yield p, "skip"
-        else:
-            yield p, None
-
-
 def _separate_windows(engine: SeparationEngine, pending: list[VideoWindow], jobs_by_id: dict[int, _VideoJob]) -> None:
     """Separate the ``pending`` windows, batched by frame shape, into their videos' stems."""
     groups: dict[tuple, list[VideoWindow]] = {}
@@ -173,11 +158,11 @@ def _start_job(engine: SeparationEngine, msg: VideoStart, path: Path, out: Path,
         for i, w in zip(discovery_picks(len(msg.windows)), range(len(seen["raw"]))):
             known[msg.windows[i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["warped"][w : w + 1],
                                            seen["audio"][w : w + 1])
-    folder = ensure_dir(out / path.stem)
-    names = [f"source-{k + 1}.{fmt}" for k in range(len(found))]
+    folder = ensure_dir(separate_folder(out, path))
+    names = source_names(len(found), fmt)
     target = msg.target
     writers = [StreamingWavWriter(folder / n, target.sample_rate, fmt) for n in names]
-    residual = StreamingWavWriter(folder / f"residual.{fmt}", target.sample_rate, fmt)
+    residual = StreamingWavWriter(folder / residual_name(fmt), target.sample_rate, fmt)
     stems = StemJoiner(msg.out_total, target.clip_samples, msg.out_windows, writers, residual=residual)
     return _VideoJob(path, folder, info, found, stems, target, names, known)
 
@@ -188,15 +173,11 @@ def _finish_job(job: _VideoJob, method: str, model_rate: int, fmt: str, weights_
         raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
                            "check the weights: they may come from a diverged training run")
     job.stems.close()
-    sources = [{"index": k + 1, "file": job.names[k], "box": [round(v, 1) for v in r.box],
-                "confidence": round(r.confidence, 4)} for k, r in enumerate(job.regions)]
-    meta = {"video": str(job.path), "method": method, "sample_rate": job.target.sample_rate,
-            "channels": job.stems.writers[0].channels if job.stems.writers else 1,
-            "model_sample_rate": model_rate, "duration": job.info.duration, "weights": weights_name,
-            "residual": f"residual.{fmt}", "sources": sources}
-    with atomic_path(job.folder / "sources.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, allow_nan=False))  # never invalid JSON (NaN)
-    files = [job.folder / n for n in job.names] + [job.folder / f"residual.{fmt}"]
+    channels = job.stems.writers[0].channels if job.stems.writers else 1
+    record = SourceRecord(job.path, method, job.target.sample_rate, channels, model_rate, job.info.duration,
+                          weights_name, fmt)
+    sources = write_sources(job.folder, record, job.regions)
+    files = [job.folder / n for n in job.names] + [job.folder / residual_name(fmt)]
     return SeparateResult(job.folder, files, sources)
 
 
@@ -224,11 +205,11 @@ def separate_videos(
     """
     cfg = engine.model.config
     todo = []
-    for p, stop in _plan_outputs(paths, out, overwrite):
+    for p, stop in plan_separate(paths, out, overwrite):
         if stop is None:
             todo.append(p)
         elif stop == "skip":
-            yield p, SeparateResult(out / p.stem, skipped=True), None
+            yield p, SeparateResult(separate_folder(out, p), skipped=True), None
         else:
             yield p, None, stop
     if not todo:
@@ -315,12 +296,9 @@ def separate_mix(
     mixed down to one).
     """
     paths = [Path(p) for p in paths]
-    stems = [p.stem for p in paths]
-    if len(set(stems)) != len(stems):
-        raise ConfigError("the --mix inputs need distinct file names (their stems name the outputs)")
-    folder = out / "+".join(stems)
-    if (folder / f"mixture.{fmt}").exists() and not overwrite and all((folder / f"{s}.{fmt}").exists() for s in stems):
-        return SeparateResult(folder, skipped=True)
+    outputs = mix_outputs(paths, out, fmt)
+    if not overwrite and outputs.finished():
+        return SeparateResult(outputs.folder, skipped=True)
     streams = [WindowStream(p, engine.model, overlap) for p in paths]
     shortest = min(streams, key=lambda s: s.total)
     layouts = {s.info.audio_channels or 1 for s in streams} - {1}
@@ -330,9 +308,9 @@ def separate_mix(
     for s in streams:
         s.total, s.windows = shortest.total, shortest.windows
         s.set_output(out_rate, mono or len(layouts) > 1)
-    ensure_dir(folder)
-    writers = [StreamingWavWriter(folder / f"{s}.{fmt}", out_rate, fmt) for s in stems]
-    mixture = StreamingWavWriter(folder / f"mixture.{fmt}", out_rate, fmt)
+    ensure_dir(outputs.folder)
+    writers = [StreamingWavWriter(p, out_rate, fmt) for p in outputs.tracks]
+    mixture = StreamingWavWriter(outputs.mixture, out_rate, fmt)
     joined = StemJoiner(shortest.out_total, shortest.target.clip_samples, shortest.out_windows, writers, mixture=mixture)
 
     def audio_fn():
@@ -364,5 +342,4 @@ def separate_mix(
         joined.abort()
         raise
     joined.close()
-    files = [folder / f"mixture.{fmt}"] + [folder / f"{s}.{fmt}" for s in stems]
-    return SeparateResult(folder, files)
+    return SeparateResult(outputs.folder, [outputs.mixture] + outputs.tracks)

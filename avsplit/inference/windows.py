@@ -14,7 +14,7 @@ import numpy as np
 
 from avsplit import io as media
 from avsplit.dsp import fullband
-from avsplit.dsp.chunking import Window, plan_windows, rescale_windows
+from avsplit.dsp.chunking import Window, centred_times, plan_windows, rescale_windows
 from avsplit.errors import AvsplitError
 from avsplit.models import AVSeparator, ModelConfig
 
@@ -69,7 +69,7 @@ class WindowStream:
         start = win.start / rate
         span = max(win.length, 1) / rate
         span = min(span, max(self.info.duration - start, 1e-3))
-        return start + (np.arange(n) + 0.5) * span / n
+        return centred_times(start, span, n)
 
     def frames_for(self, times: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         """For each window's sorted times, the frames on screen then: uint8 ``(n, H, W, 3)``.

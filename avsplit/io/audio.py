@@ -6,7 +6,7 @@ import itertools
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import av
 import av.error
@@ -110,6 +110,15 @@ class _AudioWindow:
         self.first = max(0, first)
         # Where the index declares the stream ends (MP4 edit lists cut the encoder's padding).
         self.limit = None if reader.declared_end is None else int(round((reader.declared_end - reader.start) * rate))
+        # Set by the first decoded frame (:meth:`_start`):
+        self.in_rate: int | None = None  # the stream's own rate
+        self.resampler = None  # to ``rate``, when the stream's rate differs
+        self.layout = None  # channel layout of the converted samples
+        self.cursor = 0  # input index (from the stream's first sample) of the next decoded sample
+        self.next_in = 0  # input index of the next sample fed to the resampler
+        self.next_out = 0  # output index of the next sample the resampler gives
+        self.to_drop = 0  # decoded samples before the first grid point, not fed
+        self.gap_limit = 0  # a jump of more input samples than this between frames is a hole
 
     def _sample_index(self, frame, in_rate: int, following=None) -> int:
         """Index (from the stream's first sample) of ``frame``'s first sample, from its timestamp.
@@ -163,107 +172,127 @@ class _AudioWindow:
         return piece, next_out + n
 
     def chunks(self) -> Iterator[np.ndarray]:
+        """The window as consecutive float32 ``(channels, n)`` chunks."""
+        yield from self._leading_silence()
+        if self.remaining == 0:
+            return
+        reader = self.reader
+        frames = _frames_at(reader, reader.start + self.first / self.rate, _AUDIO_PREROLL)
+        try:
+            filled = yield from self._decode(frames)
+            if not filled and reader.exhausted:
+                reader.check_not_truncated()
+        finally:
+            frames.close()
+
+    def _leading_silence(self) -> Iterator[np.ndarray]:
+        """The part of the window before the stream's first sample: zeros."""
         if self.zeros:
             z = self.zeros if self.remaining is None else min(self.zeros, self.remaining)
             if z:
                 yield np.zeros((self.channels, z), np.float32)
                 if self.remaining is not None:
                     self.remaining -= z
-        if self.remaining == 0:
-            return
+
+    def _done(self) -> bool:
+        return self.remaining == 0 or (self.limit is not None and self.next_out >= self.limit)
+
+    def _feed(self, data: np.ndarray) -> Iterator[np.ndarray]:
+        """Resample input samples ``(channels, n)``; yields the output pieces inside the window."""
+        if self.to_drop:
+            drop = min(self.to_drop, data.shape[1])
+            data = data[:, drop:]
+            self.to_drop -= drop
+            if not data.shape[1]:
+                return
+        outs = [data] if self.resampler is None else _resample(self.resampler, data, self.layout, self.in_rate,
+                                                               self.next_in)
+        self.next_in += data.shape[1]
+        for out in outs:
+            piece, self.next_out = self._emit(out, self.next_out)
+            if piece is not None:
+                yield piece
+
+    def _with_following(self, frames: Iterator) -> tuple[Iterator, object]:
+        """``(frames, the second frame or None)``: with timestamps coarser than a sample the second
+        frame is looked at too (see :meth:`_sample_index`)."""
         reader = self.reader
-        frames = _frames_at(reader, reader.start + self.first / self.rate, _AUDIO_PREROLL)
+        if float(reader.time_base) * (reader.stream.codec_context.sample_rate or 1) > 1.0:
+            head = [f for f in (next(frames, None), next(frames, None)) if f is not None]
+            return itertools.chain(head, frames), (head[1] if len(head) > 1 else None)
+        return frames, None
+
+    def _decode(self, frames: Iterator) -> Generator[np.ndarray, None, bool]:
+        """Yield the window's samples from the decoded ``frames``; returns whether the window was filled
+        before the stream ended (the rest of the stream then is not looked at)."""
+        frames_in, following = self._with_following(frames)
         convert = None  # frame -> fltp arrays at the input rate, downmixed by FFmpeg
         convert_key = None
-        resampler = None
-        in_rate = None
-        layout = None
-        cursor = 0  # input index (from the stream's first sample) of the next decoded sample
-        next_in = 0  # input index of the next sample fed to the resampler
-        next_out = 0  # output index of the next sample the resampler gives
-        to_drop = 0
+        for frame in frames_in:
+            key = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if key != convert_key:
+                if self.in_rate is not None and frame.sample_rate != self.in_rate:
+                    break  # the sample rate changes mid-stream: stop at the change
+                convert = _PlanarConverter("mono" if self.mono else None)
+                convert_key = key
+            if self.in_rate is None:
+                if (yield from self._start(frame, following)):
+                    return True
+            elif (yield from self._fill_gap(frame)):
+                return True
+            for data, layout in convert(frame):
+                self.layout = layout
+                self.cursor += data.shape[1]
+                yield from self._feed(data)
+                if self._done():
+                    return True
+        return (yield from self._flush())
 
-        def feed(data):
-            """Resample input samples; yields output pieces inside the window."""
-            nonlocal to_drop, next_in, next_out
-            if to_drop:
-                drop = min(to_drop, data.shape[1])
-                data = data[:, drop:]
-                to_drop -= drop
-                if not data.shape[1]:
-                    return
-            outs = [data] if resampler is None else _resample(resampler, data, layout, in_rate, next_in)
-            next_in += data.shape[1]
-            for out in outs:
-                piece, next_out = self._emit(out, next_out)
+    def _start(self, frame, following) -> Generator[np.ndarray, None, bool]:
+        """Anchor the input on the output grid at the first decoded ``frame``; returns whether the window
+        is already filled (by silence before a stream that starts later than declared)."""
+        in_rate = self.in_rate = frame.sample_rate
+        if in_rate != self.rate:
+            self.resampler = av.AudioResampler(format="fltp", rate=self.rate)
+        grid = in_rate // math.gcd(in_rate, self.rate)
+        self.cursor = self._sample_index(frame, in_rate, following)
+        self.next_in = -(-self.cursor // grid) * grid  # the first grid point at or after it
+        self.to_drop = self.next_in - self.cursor
+        self.next_out = self.next_in * self.rate // in_rate
+        self.gap_limit = int(0.015 * in_rate + float(self.reader.time_base) * in_rate) + 1
+        if self.next_out > self.first:
+            # The stream's first decodable sample comes after the window start (a stream that starts
+            # later than declared): that time is silence.
+            piece, _ = self._emit(np.zeros((self.channels, self.next_out - self.first), np.float32), self.first)
+            if piece is not None:
+                yield piece
+            return self._done()
+        return False
+
+    def _fill_gap(self, frame) -> Generator[np.ndarray, None, bool]:
+        """A hole in the timeline before ``frame`` (a lost packet, a recorder that paused) plays as
+        silence, and filling it keeps what follows in sync; returns whether the window is filled."""
+        gap = 0 if frame.pts is None else self._sample_index(frame, self.in_rate) - self.cursor
+        if gap > self.gap_limit and self.layout is not None:
+            self.cursor += gap
+            while gap > 0:
+                n = min(gap, self.in_rate)
+                gap -= n
+                yield from self._feed(np.zeros((1 if self.mono else _layout_channels(self.layout), n), np.float32))
+                if self._done():
+                    return True
+        return False
+
+    def _flush(self) -> Generator[np.ndarray, None, bool]:
+        """The resampler's last samples; returns whether the window is filled."""
+        if self.resampler is not None and self.in_rate is not None:
+            for out in self.resampler.resample(None):
+                piece, self.next_out = self._emit(_planar(out), self.next_out)
                 if piece is not None:
                     yield piece
-
-        def done() -> bool:
-            return self.remaining == 0 or (self.limit is not None and next_out >= self.limit)
-
-        following = None
-        if float(reader.time_base) * (reader.stream.codec_context.sample_rate or 1) > 1.0:
-            # Coarse timestamps: look at the second frame too (see _sample_index).
-            head = [f for f in (next(frames, None), next(frames, None)) if f is not None]
-            following = head[1] if len(head) > 1 else None
-            frames_in = itertools.chain(head, frames)
-        else:
-            frames_in = frames
-        try:
-            for frame in frames_in:
-                key = (frame.format.name, frame.layout.name, frame.sample_rate)
-                if key != convert_key:
-                    if in_rate is not None and frame.sample_rate != in_rate:
-                        break  # the sample rate changes mid-stream: stop at the change
-                    convert = _PlanarConverter("mono" if self.mono else None)
-                    convert_key = key
-                if in_rate is None:
-                    in_rate = frame.sample_rate
-                    if in_rate != self.rate:
-                        resampler = av.AudioResampler(format="fltp", rate=self.rate)
-                    grid = in_rate // math.gcd(in_rate, self.rate)
-                    cursor = self._sample_index(frame, in_rate, following)
-                    next_in = -(-cursor // grid) * grid  # the first grid point at or after it
-                    to_drop = next_in - cursor
-                    next_out = next_in * self.rate // in_rate
-                    gap_limit = int(0.015 * in_rate + float(reader.time_base) * in_rate) + 1
-                    if next_out > self.first:
-                        # The stream's first decodable sample comes after the window start (a
-                        # stream that starts later than declared): that time is silence.
-                        piece, _ = self._emit(np.zeros((self.channels, next_out - self.first), np.float32), self.first)
-                        if piece is not None:
-                            yield piece
-                        if done():
-                            return
-                else:
-                    gap = 0 if frame.pts is None else self._sample_index(frame, in_rate) - cursor
-                    if gap > gap_limit and layout is not None:
-                        # A hole in the timeline (a lost packet, a recorder that paused): it
-                        # plays as silence, and filling it keeps what follows in sync.
-                        cursor += gap
-                        while gap > 0:
-                            n = min(gap, in_rate)
-                            gap -= n
-                            yield from feed(np.zeros((1 if self.mono else _layout_channels(layout), n), np.float32))
-                            if done():
-                                return
-                for data, layout in convert(frame):
-                    cursor += data.shape[1]
-                    yield from feed(data)
-                    if done():
-                        return
-            if resampler is not None and in_rate is not None:
-                for out in resampler.resample(None):
-                    piece, next_out = self._emit(_planar(out), next_out)
-                    if piece is not None:
-                        yield piece
-                    if done():
-                        return
-            if reader.exhausted:
-                reader.check_not_truncated()
-        finally:
-            frames.close()
+                if self._done():
+                    return True
+        return False
 
 
 def _layout_channels(layout) -> int:

@@ -110,64 +110,87 @@ def _iter_frames_here(
         ctx = stream.codec_context
         convert = _RGB(*scaled_size(ctx.width, ctx.height, short_side, size))
         reader = _StreamReader(container, stream, path)
-        eps = _tolerance(stream)
         frames = _frames_at(reader, start)
         default_period = 1.0 / float(stream.average_rate) if stream.average_rate else None
         try:
             if fps is None:
-                last_t = None
-                for frame in frames:
-                    t = reader.frame_time(frame)
-                    if t is None:
-                        t = (last_t + (default_period or 0.0)) if last_t is not None else start
-                    last_t = t
-                    if t < start - eps:
-                        continue
-                    if t >= end:
-                        return
-                    yield t, convert(frame)
-                reader.check_not_truncated()
-                return
-
-            step = 1.0 / float(fps)
-            k = 0
-            target = start
-            held = None  # the decoded frame on screen at `target`
-            held_t = 0.0
-            held_rgb = None
-            for frame in frames:
-                t = reader.frame_time(frame)
-                if t is None:
-                    t = held_t + (default_period or step) if held is not None else target
-                while target < end and held is not None and t > target + eps:
-                    if held_rgb is None:
-                        held_rgb = convert(held)
-                    yield target, held_rgb
-                    k += 1
-                    target = start + k * step
-                if target >= end:
-                    return
-                # Before the stream's first frame, the first frame is what a player shows.
-                held, held_t, held_rgb = frame, t, None
-            if held is None:
-                reader.check_not_truncated()
-                if start > 0:
-                    return  # start is past the last frame: nothing to show
-                raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
-            # After the last frame: it stays on screen for its own duration (not past the file's end).
-            until = held_t + (_frame_period(held) or default_period or step)
-            if container.duration is not None:
-                until = max(held_t + _EPS * 2, min(until, container.duration / av.time_base))
-            while target < end and target < until - _EPS:
-                if held_rgb is None:
-                    held_rgb = convert(held)
-                yield target, held_rgb
-                k += 1
-                target = start + k * step
-            if target < end:
-                reader.check_not_truncated()
+                yield from _every_frame(reader, frames, convert, start, end, _tolerance(stream), default_period)
+            else:
+                at_rate = _FramesAtRate(reader, convert, start, end, 1.0 / float(fps), _tolerance(stream), default_period)
+                yield from at_rate.sample(frames, container, path)
         finally:
             frames.close()
+
+
+def _every_frame(reader: _StreamReader, frames: Iterator, convert: _RGB, start: float, end: float, eps: float,
+                 default_period: float | None) -> Iterator[tuple[float, np.ndarray]]:
+    """Every decoded frame in ``[start, end)`` with its own timestamp (a frame without one is taken to
+    follow the one before by the stream's average period)."""
+    last_t = None
+    for frame in frames:
+        t = reader.frame_time(frame)
+        if t is None:
+            t = (last_t + (default_period or 0.0)) if last_t is not None else start
+        last_t = t
+        if t < start - eps:
+            continue
+        if t >= end:
+            return
+        yield t, convert(frame)
+    reader.check_not_truncated()
+
+
+class _FramesAtRate:
+    """The frames on screen at the times ``start + k * step`` before ``end``; one decoded frame is held
+    (the last one whose timestamp is at or before the next time), converted once however often shown."""
+
+    def __init__(self, reader: _StreamReader, convert: _RGB, start: float, end: float, step: float, eps: float,
+                 default_period: float | None):
+        self.reader, self.convert = reader, convert
+        self.start, self.end, self.step, self.eps = start, end, step, eps
+        self.default_period = default_period
+        self.k = 0
+        self.target = start
+        self.held = None  # the decoded frame on screen at `target`
+        self.held_t = 0.0
+        self.held_rgb = None
+
+    def _show_held(self) -> tuple[float, np.ndarray]:
+        """``(target, the held frame)``, and on to the next target time."""
+        if self.held_rgb is None:
+            self.held_rgb = self.convert(self.held)
+        shown = (self.target, self.held_rgb)
+        self.k += 1
+        self.target = self.start + self.k * self.step
+        return shown
+
+    def sample(self, frames: Iterator, container, path: Path) -> Iterator[tuple[float, np.ndarray]]:
+        for frame in frames:
+            t = self.reader.frame_time(frame)
+            if t is None:
+                t = self.held_t + (self.default_period or self.step) if self.held is not None else self.target
+            while self.target < self.end and self.held is not None and t > self.target + self.eps:
+                yield self._show_held()
+            if self.target >= self.end:
+                return
+            # Before the stream's first frame, the first frame is what a player shows.
+            self.held, self.held_t, self.held_rgb = frame, t, None
+        if self.held is None:
+            self.reader.check_not_truncated()
+            if self.start > 0:
+                return  # start is past the last frame: nothing to show
+            raise EmptyMediaError("video stream has no decodable frames", path, FIX_UNREADABLE)
+        yield from self._after_last(container)
+
+    def _after_last(self, container) -> Iterator[tuple[float, np.ndarray]]:
+        """After the last frame: it stays on screen for its own duration (not past the file's end)."""
+        until = self.held_t + (_frame_period(self.held) or self.default_period or self.step)
+        if container.duration is not None:
+            until = max(self.held_t + _EPS * 2, min(until, container.duration / av.time_base))
+        while self.target < self.end and self.target < until - _EPS:
+            yield self._show_held()
+        if self.target < self.end:
+            self.reader.check_not_truncated()
 
 
 def _frame_period(frame) -> float | None:

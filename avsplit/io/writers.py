@@ -7,6 +7,7 @@ import itertools
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import NoReturn
 
 import av
 import av.error
@@ -160,10 +161,7 @@ class VideoWriter:
             elif copy_audio_from is not None:
                 self._open_audio_source(Path(copy_audio_from))
         except BaseException as exc:
-            self._abort()
-            if isinstance(exc, (av.error.FFmpegError, OSError)) and not isinstance(exc, MediaError):
-                raise OutputError(f"cannot start writing ({_ffmpeg_reason(exc)})", self.path, "choose a writable output folder") from exc
-            raise
+            self._fail(exc, "cannot start writing", "choose a writable output folder")
 
     # ---- public API
     def write(self, frame: np.ndarray, time: float | None = None) -> None:
@@ -194,12 +192,8 @@ class VideoWriter:
             for packet in self._vstream.encode(vf):
                 self._container.mux(packet)
             self._mux_audio_until(self._end)
-        except MediaError:
-            self._abort()
-            raise
-        except (av.error.FFmpegError, OSError) as exc:
-            self._abort()
-            raise OutputError(f"video encoding failed ({_ffmpeg_reason(exc)})", self.path, "check free disk space") from exc
+        except (MediaError, av.error.FFmpegError, OSError) as exc:
+            self._fail(exc, "video encoding failed")
 
     def close(self) -> Path:
         """Flush the encoders and move the file into place."""
@@ -217,15 +211,8 @@ class VideoWriter:
             self._container.close()
             if self._src is not None:
                 self._src.close()
-        except MediaError:
-            self._abort()
-            raise
-        except (av.error.FFmpegError, OSError) as exc:
-            self._abort()
-            raise OutputError(f"cannot finish the video ({_ffmpeg_reason(exc)})", self.path, "check free disk space") from exc
-        except BaseException:
-            self._abort()
-            raise
+        except BaseException as exc:
+            self._fail(exc, "cannot finish the video")
         self._closed = True
         try:
             self._atomic.__exit__(None, None, None)
@@ -342,6 +329,14 @@ class VideoWriter:
         self._enc_pos += frame.samples
         for packet in self._astream.encode(frame):
             self._container.mux(packet)
+
+    def _fail(self, exc: BaseException, what: str, fix: str = "check free disk space") -> NoReturn:
+        """Abort the file after ``exc`` and raise: an FFmpeg or OS error as one :class:`OutputError` line
+        (``what (reason)``), anything else (a :class:`MediaError` too) as it is."""
+        self._abort()
+        if isinstance(exc, (av.error.FFmpegError, OSError)) and not isinstance(exc, MediaError):
+            raise OutputError(f"{what} ({_ffmpeg_reason(exc)})", self.path, fix) from exc
+        raise exc
 
     def _abort(self) -> None:
         if self._closed:

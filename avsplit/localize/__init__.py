@@ -27,9 +27,9 @@ Modules: :mod:`.maps` (map streams), :mod:`.model_maps`, :mod:`.onsets`, :mod:`.
 from avsplit.localize.colours import COLORMAPS, SOURCE_COLOURS, apply_colormap, colormap_lut
 from avsplit.localize.maps import METHODS, MapFrame, OnsetMaps, compute_maps
 from avsplit.localize.model_maps import ModelMapSettings, ModelMaps
-from avsplit.localize.video import LocalizeResult, localize_video, output_paths
+from avsplit.localize.video import LocalizeResult, check_options, localize_video
 from avsplit.localize.writers import MapsWriter, OverlayRenderer
 
 __all__ = ["COLORMAPS", "METHODS", "SOURCE_COLOURS", "LocalizeResult", "MapFrame", "MapsWriter", "ModelMapSettings",
-           "ModelMaps", "OnsetMaps", "OverlayRenderer", "apply_colormap", "colormap_lut", "compute_maps",
-           "localize_video", "output_paths"]
+           "ModelMaps", "OnsetMaps", "OverlayRenderer", "apply_colormap", "colormap_lut", "check_options",
+           "compute_maps", "localize_video"]

@@ -32,7 +32,8 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 
 from avsplit import io as media
-from avsplit.dsp.flow import Grid, flow_magnitude, iter_flow, region_motion
+from avsplit.dsp.flow import iter_flow
+from avsplit.dsp.motion import Grid, flow_magnitude, region_motion
 from avsplit.dsp.maps import sparsify
 from avsplit.dsp.onsets import dilate, pick_events
 

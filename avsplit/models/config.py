@@ -13,11 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from avsplit.config import AudioSettings, VideoSettings, from_dict, to_dict
+from avsplit.dsp.flow import BACKENDS
 from avsplit.errors import ConfigError
 
 MASK_TYPES = ("binary", "ratio")
 FUSION_HEADS = ("synthesizer", "film")
-FLOW_BACKENDS = ("dis", "raft")
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class MotionConfig:
     def __post_init__(self):
         if self.fusion not in FUSION_HEADS:
             raise ConfigError(f"fusion must be one of {FUSION_HEADS}, got {self.fusion!r}")
-        if self.flow_backend not in FLOW_BACKENDS:
-            raise ConfigError(f"flow backend must be one of {FLOW_BACKENDS}, got {self.flow_backend!r}")
+        if self.flow_backend not in BACKENDS:
+            raise ConfigError(f"flow backend must be one of {BACKENDS}, got {self.flow_backend!r}")
         if self.flow_scale < 1:
             raise ConfigError("flow_scale must be >= 1")
         if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):

@@ -8,9 +8,50 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from avsplit.synth.sprites import _hsv, _upsampled_noise, make_background
+__all__ = ["make_background", "make_family_background", "FAMILIES"]
 
-__all__ = ["make_family_background", "FAMILIES"]
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]) * 255.0
+
+
+def _upsampled_noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.ndarray:
+    """Smooth noise in [-1, 1]: a coarse random grid upsampled bicubically."""
+    gw = max(2, int(round(cells * width / max(width, height))))
+    gh = max(2, int(round(cells * height / max(width, height))))
+    grid = rng.uniform(-1.0, 1.0, (gh, gw)).astype(np.float32)
+    return np.asarray(Image.fromarray(grid, mode="F").resize((width, height), Image.Resampling.BICUBIC))
+
+
+def make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A random textured background: a two-colour gradient, a few soft blobs, smooth and fine
+    noise. uint8 ``(height, width, 3)``."""
+    hue = float(rng.uniform(0, 1))
+    c1 = _hsv(hue, float(rng.uniform(0.15, 0.6)), float(rng.uniform(0.35, 0.9)))
+    c2 = _hsv((hue + rng.uniform(-0.25, 0.25)) % 1.0, float(rng.uniform(0.15, 0.6)), float(rng.uniform(0.3, 0.85)))
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = float(rng.uniform(0, 2 * np.pi))
+    proj = xx * np.cos(angle) + yy * np.sin(angle)
+    proj = (proj - proj.min()) / max(float(np.ptp(proj)), 1.0)
+    img = c1[None, None, :] * (1 - proj[..., None]) + c2[None, None, :] * proj[..., None]
+    for _ in range(int(rng.integers(3, 7))):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        rx, ry = rng.uniform(0.08, 0.35) * width, rng.uniform(0.08, 0.35) * height
+        colour = _hsv(float(rng.uniform(0, 1)), float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.3, 1.0)))
+        strength = float(rng.uniform(0.15, 0.4))
+        mask = np.exp(-(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)) * strength
+        img = img * (1 - mask[..., None]) + colour[None, None, :] * mask[..., None]
+    if rng.random() < 0.5:  # a floor: the lower part a little darker, with a soft edge
+        edge = float(rng.uniform(0.6, 0.8)) * height
+        floor = 1.0 / (1.0 + np.exp(np.clip(-(yy - edge) / 3.0, -60.0, 60.0)))
+        img = img * (1 - 0.25 * floor[..., None])
+    texture = 14.0 * _upsampled_noise(rng, width, height, 12) + 6.0 * _upsampled_noise(rng, width, height, 48)
+    img = img + texture[..., None]
+    img = img + rng.normal(0.0, 2.5, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
 def _colour(rng: np.random.Generator, s=(0.1, 0.9), v=(0.2, 1.0)) -> np.ndarray:
@@ -91,7 +132,7 @@ FAMILIES = {
 
 
 def make_family_background(rng: np.random.Generator, family: str, width: int, height: int) -> np.ndarray:
-    """A random background of ``family`` (``textured`` is :func:`~avsplit.synth.sprites.make_background`)."""
+    """A random background of ``family`` (``textured`` is :func:`make_background`)."""
     if family == "textured":
         return make_background(rng, width, height)
     img = FAMILIES[family](rng, width, height)

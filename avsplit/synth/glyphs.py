@@ -4,12 +4,13 @@ Debian's fonts-symbola), recoloured with a random fill and a contrasting rim.
 
 from __future__ import annotations
 
-import glob
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from avsplit.synth.sprites import ALPHA_MIN, find_font
 
 __all__ = ["OUTLINE_FONTS", "find_outline_font", "outline_image"]
 
@@ -20,17 +21,11 @@ OUTLINE_FONTS: tuple[str, ...] = (
     "/usr/share/fonts/**/Symbola*.otf",
 )
 _PX = 160
-_ALPHA_MIN = 24
 
 
 @lru_cache(maxsize=1)
 def find_outline_font() -> Path | None:
-    for pattern in OUTLINE_FONTS:
-        names = sorted(glob.glob(pattern, recursive=True)) if "*" in pattern else [pattern]
-        for name in names:
-            if Path(name).is_file():
-                return Path(name)
-    return None
+    return find_font(OUTLINE_FONTS)
 
 
 @lru_cache(maxsize=2)
@@ -51,7 +46,7 @@ def _mask(char: str, font_path: str) -> Image.Image | None:
         return None
     image = Image.new("L", (_PX * 2, _PX * 2), 0)
     ImageDraw.Draw(image).text((_PX // 4, _PX // 4), char, font=font, fill=255)
-    box = image.point(lambda a: 255 if a >= _ALPHA_MIN else 0).getbbox()
+    box = image.point(lambda a: 255 if a >= ALPHA_MIN else 0).getbbox()
     if box is None:
         return None
     crop = image.crop(box)

@@ -14,13 +14,13 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from avsplit.synth.backgrounds import make_family_background
+from avsplit.synth.backgrounds import make_background, make_family_background
 from avsplit.synth.clip import sounding_level
 from avsplit.synth.glyphs import find_outline_font, outline_image
 from avsplit.synth.instruments import DISTRACTORS, Category
 from avsplit.synth.motion import styled_motion
-from avsplit.synth.scene import Actor, distractor_layout, distractor_motion, distractor_rhythm, duet_layout, fit_sprite, instrument_motion, render_scene, solo_layout
-from avsplit.synth.sprites import make_background, sprite_image
+from avsplit.synth.scene import Actor, distractor_layout, distractor_motion, distractor_rhythm, duet_layout, fit_sprite, render_scene, solo_layout
+from avsplit.synth.sprites import sprite_image
 
 __all__ = ["Look", "plan_look", "build_actors", "render_look"]
 

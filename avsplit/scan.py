@@ -1,22 +1,101 @@
-"""Finding training videos: a folder of videos (optionally one sub-folder per category) or a
-Sound-of-Pixels index CSV (``AUDIO_PATH,FRAMES_PATH,NUM_FRAMES`` rows, no header).
+"""Finding what the commands read, without decoding anything: videos among files and folders given as
+inputs, the videos of a dataset (a folder, optionally one sub-folder per category, or a Sound-of-Pixels
+index CSV: ``AUDIO_PATH,FRAMES_PATH,NUM_FRAMES`` rows, no header) and the truth files beside a video.
 
-Nothing here decodes media; it only lists what there is. Decoding happens once, in
-:mod:`avsplit.data.cache`.
+Decoding happens elsewhere: once into the training cache (:mod:`avsplit.data.cache`), or streamed by
+the commands (:mod:`avsplit.io`).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from avsplit.errors import AvsplitError
-from avsplit.files import find_videos
 
-__all__ = ["VideoItem", "DatasetError", "SOP_FPS", "scan_videos", "read_sop_csv", "load_dataset", "sop_frame_name"]
+__all__ = ["AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "VideoItem", "DatasetError", "SOP_FPS", "find_videos", "scan_videos",
+           "read_sop_csv", "load_dataset", "sop_frame_name", "truth_path", "truth_source_path"]
+
+#: File extensions searched for when a directory is given as input. FFmpeg reads many more
+#: containers; a file passed explicitly is tried whatever its extension.
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
+        ".m2ts", ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".mxf", ".gif",
+    }
+)
+#: Sound-only files: found in an input folder, they are skipped and counted in the summary (a user
+#: may have expected them to be separated); other files (notes, truth files) are passed over quietly.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff"})
+
+
+#: Words a user may write after a flag (``--overwrite true``) that then arrive as an input path.
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+
+def _missing(path: Path) -> AvsplitError:
+    """The error for an input that cannot be opened: missing, a looping or dangling link, a flag's value."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return AvsplitError("is a symbolic link that loops (it points back to itself)", path, "fix or remove the link")
+            return AvsplitError("is a symbolic link to a file that does not exist", path, "fix or remove the link")
+    if str(path).lower() in _FLAG_VALUES:
+        return AvsplitError("no such file or directory", path,
+                            "flags take no value: write --overwrite, not --overwrite true")
+    return AvsplitError("no such file or directory", path, "check the path")
+
+
+def find_videos(inputs: Iterable[str | Path], ignored: list | None = None) -> list[Path]:
+    """Expand files and directories into a sorted, de-duplicated list of video paths.
+
+    Directories are searched recursively for files with a known video extension (hidden files
+    and folders are skipped; sound-only files are appended to ``ignored`` when given, so that a
+    summary can say so); files given explicitly are kept whatever their extension. A path
+    that does not exist raises :class:`AvsplitError`.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            visible = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            candidates = [p for p in visible if p.suffix.lower() in VIDEO_EXTENSIONS]
+            if ignored is not None:
+                ignored.extend(p for p in visible if p.suffix.lower() in AUDIO_EXTENSIONS)
+        elif path.exists():
+            candidates = [path]
+        else:
+            raise _missing(path)
+        for p in candidates:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(p)
+    return found
+
+
+def truth_path(video: str | Path) -> Path:
+    """The ground truth beside a video (``<stem>.truth.json``, as ``avsplit synth`` writes it)."""
+    video = Path(video)
+    return video.with_name(video.stem + ".truth.json")
+
+
+def truth_source_path(video: str | Path, k: int) -> Path:
+    """The clean sound of source ``k`` (from 1) beside a video (``<stem>.source-<k>.wav``)."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.source-{k}.wav")
+
 
 #: Frame rate at which the Sound of Pixels code extracts the JPEG frames of its index CSVs.
 SOP_FPS = 8.0
