@@ -229,31 +229,16 @@ def _check_separate_options(sources: int | None, overlap: float, channels: str, 
         raise ConfigError(f"--sr {sample_rate} is out of range", fix="give a rate between 1000 and 384000 Hz")
 
 
-def separate_arrays(
-    audio,
-    sample_rate: int,
-    frames,
-    fps: float,
-    *,
-    weights: str | Path | None = None,
-    flow_backend: str | None = None,
-    device: str | None = None,
-    sources: int | None = None,
-    grid: tuple[int, int] | None = None,
-    boxes: Sequence[Sequence[float]] | None = None,
-    overlap: float = 0.25,
-    out_rate: int | None = None,
-    channels: str = "input",
-    batch: int = 4,
-):
+def separate_arrays(audio, sample_rate: int, frames, fps: float, *, weights: str | Path | None = None,
+                    flow_backend: str | None = None, device: str | None = None, sources: int | None = None,
+                    grid: tuple[int, int] | None = None, boxes: Sequence[Sequence[float]] | None = None,
+                    overlap: float = 0.25, out_rate: int | None = None, channels: str = "input", batch: int = 4):
     """Separate a video given as arrays, in memory: sound ``(channels, samples)`` at ``sample_rate`` and
-    uint8 RGB frames ``(T, H, W, 3)`` at ``fps``.
+    uint8 RGB frames ``(T, H, W, 3)`` at ``fps`` (options as :func:`separate`'s; ``out_rate``: its ``--sr``).
 
-    Returns a :class:`avsplit.inference.Separated`: ``sources`` float32 ``(N, channels, samples)``
-    ordered left to right, ``residual``, ``sample_rate`` (``out_rate``, default the input's) and each
-    source's ``regions``, as :func:`separate` writes them for a file (options alike). To separate
-    many videos with one model loaded once, use :func:`avsplit.inference.separate_arrays` with a
-    :class:`avsplit.inference.SeparationEngine`.
+    Returns an :class:`avsplit.inference.Separated`: ``sources`` float32 ``(N, channels, samples)``
+    left to right, ``residual``, ``sample_rate`` and each source's ``regions``. For many videos, load
+    the model once: :func:`avsplit.inference.separate_arrays` with a ``SeparationEngine``.
     """
     from avsplit.inference import RegionSpec, SeparationEngine, separate_arrays as separate_in_memory
 

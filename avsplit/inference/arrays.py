@@ -21,7 +21,7 @@ from avsplit.dsp.resample import resample
 from avsplit.errors import ConfigError
 from avsplit.inference.discovery import Discovery
 from avsplit.inference.engine import SeparationEngine
-from avsplit.inference.jobs import Output, RegionSpec, VideoJob, job_regions, run_jobs
+from avsplit.inference.jobs import Output, RegionSpec, VideoJob, start_job, run_jobs
 from avsplit.inference.loader import VideoStart, video_messages
 from avsplit.inference.regions import Region
 from avsplit.inference.stems import ArrayWriter, StemJoiner
@@ -114,7 +114,7 @@ def separate_stream(engine: SeparationEngine, stream: WindowStream, regions: Reg
     ``stream``'s output, then one for each of ``more`` (streams of the same video with other output
     rates or channels, their stems made from the same masks, the model run once)."""
     def start(msg: VideoStart) -> VideoJob:
-        job = job_regions(engine, msg, regions, stream.path)
+        job = start_job(engine, msg, regions, stream.path)
         job.outputs = [Output(plan.target, StemJoiner(plan.total, plan.target.clip_samples, plan.windows,
                                                       [ArrayWriter() for _ in job.regions], residual=ArrayWriter()))
                        for plan in msg.outputs]
@@ -129,11 +129,10 @@ def separate_stream(engine: SeparationEngine, stream: WindowStream, regions: Reg
         return done
 
     messages = video_messages(0, stream, regions.method == "cluster", more)
-    for _, result, error in run_jobs(engine, messages, start, finish):
-        if error is not None:
-            raise error
-        return result
-    raise AssertionError("a video's messages end with its result or an error")
+    [(_, result, error)] = run_jobs(engine, messages, start, finish)  # one video: its result or its error
+    if error is not None:
+        raise error
+    return result
 
 
 def separate_arrays(engine: SeparationEngine, audio: np.ndarray, sample_rate: int, frames: np.ndarray, fps: float, *,

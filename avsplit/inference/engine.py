@@ -19,6 +19,7 @@ from avsplit.dsp import fullband
 from avsplit.inference.regions import Region
 from avsplit.models import AVSeparator, use_channels_last
 from avsplit.models.appearance import normalize_frames
+from avsplit.models.separator import EncodedAudio
 from avsplit.models.inputs import visual_inputs
 
 
@@ -30,8 +31,8 @@ class Heard:
     """Complex STFT at the model's rate ``(B, F, T)``."""
     warped: torch.Tensor
     """Its warped (log-frequency) magnitude ``(B, 1, Fl, T)``."""
-    features: torch.Tensor
-    """Audio features ``(B, K, Fl, T)`` (FiLM heads: the U-Net's encoded skips, indexable alike)."""
+    features: torch.Tensor | EncodedAudio
+    """Audio features ``(B, K, Fl, T)`` (FiLM heads: the U-Net encoder's outputs)."""
 
     def __getitem__(self, index: slice) -> "Heard":
         return Heard(self.spec[index], self.warped[index], self.features[index])

@@ -61,8 +61,9 @@ class VideoJob:
             out.stems.abort()
 
 
-def job_regions(engine: SeparationEngine, msg: VideoStart, spec: RegionSpec, path: Path | str) -> VideoJob:
-    """A job (without outputs yet) with the video's regions: given, or found on its discovery windows."""
+def start_job(engine: SeparationEngine, msg: VideoStart, spec: RegionSpec, path: Path | str) -> VideoJob:
+    """A video's job with its regions (given, or found on its discovery windows), its outputs not yet
+    made (the caller's: writers to files or to memory)."""
     video_size = (msg.info.width, msg.info.height)
     if spec.boxes:
         return VideoJob(box_regions(spec.boxes, engine.grid_shape(msg.frame_size), video_size), [])

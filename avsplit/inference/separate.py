@@ -15,7 +15,8 @@ features (:mod:`avsplit.inference.discovery`). ``--grid`` and ``--box`` give the
 The model listens at its own rate; the tracks are made at the output rate (the input's own by
 default) from the original sound of every channel, read window by window alongside the model's
 input, with the model's masks mapped onto its STFT (:mod:`avsplit.dsp.fullband`), and written by
-:mod:`avsplit.inference.stems`.
+:mod:`avsplit.inference.stems`. Each video is a job of :mod:`avsplit.inference.jobs`, as in the
+in-memory call (:mod:`avsplit.inference.arrays`); here decoded in worker processes and written to files.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from avsplit.dsp.chunking import Window
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.inference.engine import SeparationEngine
-from avsplit.inference.jobs import Output, RegionSpec, VideoJob, job_regions, run_jobs
+from avsplit.inference.jobs import Output, RegionSpec, VideoJob, start_job, run_jobs
 from avsplit.inference.loader import VideoStart, VideoWindowSource, video_loader
 from avsplit.inference.stems import StemJoiner, StreamingWavWriter
 from avsplit.inference.windows import WindowStream
@@ -107,7 +108,7 @@ def _plan_outputs(paths: Sequence[Path], out: Path, overwrite: bool) -> Iterator
 
 def _start_job(engine: SeparationEngine, msg: VideoStart, path: Path, out: Path, regions: RegionSpec, fmt: str) -> _VideoJob:
     """A video's regions (given, or found on its discovery windows) and its track writers."""
-    found = job_regions(engine, msg, regions, path)
+    found = start_job(engine, msg, regions, path)
     folder = ensure_dir(out / path.stem)
     names = [f"source-{k + 1}.{fmt}" for k in range(len(found.regions))]
     plan = msg.outputs[0]
