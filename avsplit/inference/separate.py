@@ -36,7 +36,7 @@ from avsplit.dsp.chunking import Window
 from avsplit.errors import AvsplitError, ConfigError, OutputError
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.inference.engine import SeparationEngine
-from avsplit.inference.jobs import Output, RegionSpec, VideoJob, start_job, run_jobs
+from avsplit.inference.jobs import Output, RegionSpec, VideoJob, run_jobs, start_job
 from avsplit.inference.loader import VideoStart, VideoWindowSource, video_loader
 from avsplit.inference.stems import StemJoiner, StreamingWavWriter
 from avsplit.inference.windows import WindowStream
