@@ -201,6 +201,20 @@ def separate(
 
     if fmt not in ("wav", "flac"):
         raise ConfigError(f"unknown format {fmt!r}", fix="use wav or flac")
+    _check_separate_options(sources, overlap, channels, sample_rate)
+    if mix and not 2 <= len(inputs) <= 4:
+        raise ConfigError("--mix takes 2 to 4 solo videos")
+    with _video_batch(inputs, out) as (videos, summary):
+        _separate_batch(videos, Path(out), summary, mix=mix, weights=weights, flow_backend=flow_backend, device=device,
+                        jobs=jobs, sources=sources, grid=grid, boxes=boxes, overlap=overlap, fmt=fmt,
+                        sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch)
+    return summary
+
+
+def _check_separate_options(sources: int | None, overlap: float, channels: str, sample_rate: int | None) -> None:
+    """Refuse ``separate``'s options out of range (one :class:`ConfigError` line each)."""
+    from avsplit.errors import ConfigError
+
     if sources is not None and not 1 <= sources <= 8:
         raise ConfigError("--sources must be between 1 and 8")
     if not 0 <= overlap < 1:
@@ -209,13 +223,26 @@ def separate(
         raise ConfigError(f"unknown --channels {channels!r}", fix="use input (the video's own) or mono")
     if sample_rate is not None and not 1000 <= sample_rate <= 384000:
         raise ConfigError(f"--sr {sample_rate} is out of range", fix="give a rate between 1000 and 384000 Hz")
-    if mix and not 2 <= len(inputs) <= 4:
-        raise ConfigError("--mix takes 2 to 4 solo videos")
-    with _video_batch(inputs, out) as (videos, summary):
-        _separate_batch(videos, Path(out), summary, mix=mix, weights=weights, flow_backend=flow_backend, device=device,
-                        jobs=jobs, sources=sources, grid=grid, boxes=boxes, overlap=overlap, fmt=fmt,
-                        sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch)
-    return summary
+
+
+def separate_arrays(audio, sample_rate: int, frames, fps: float, *, weights: str | Path | None = None,
+                    flow_backend: str | None = None, device: str | None = None, sources: int | None = None,
+                    grid: tuple[int, int] | None = None, boxes: Sequence[Sequence[float]] | None = None,
+                    overlap: float = 0.25, out_rate: int | None = None, channels: str = "input", batch: int = 4):
+    """Separate a video given as arrays, in memory: sound ``(channels, samples)`` at ``sample_rate`` and
+    uint8 RGB frames ``(T, H, W, 3)`` at ``fps`` (options as :func:`separate`'s; ``out_rate``: its ``--sr``).
+
+    Returns an :class:`avsplit.inference.Separated`: ``sources`` float32 ``(N, channels, samples)``
+    left to right, ``residual``, ``sample_rate`` and each source's ``regions``. For many videos, load
+    the model once: :func:`avsplit.inference.separate_arrays` with a ``SeparationEngine``.
+    """
+    from avsplit.inference import RegionSpec, SeparationEngine, separate_arrays as separate_in_memory
+
+    _check_separate_options(sources, overlap, channels, out_rate)
+    model, _, _ = load_model(weights, device, flow_backend)
+    engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
+    return separate_in_memory(engine, audio, sample_rate, frames, fps, regions=RegionSpec(sources, grid, boxes),
+                              overlap=overlap, out_rate=out_rate, mono=channels == "mono")
 
 
 def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, flow_backend, device, jobs, sources, grid,

@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsplit.api import load_model  # noqa: E402
-from avsplit.inference.counting import choose_regions  # noqa: E402
+from avsplit.inference import (Discovery, SeparationEngine, WindowStream, discover, discovery_windows,  # noqa: E402
+                               find_regions)
 from avsplit.scan import find_videos  # noqa: E402
-from avsplit.inference import SeparationEngine, WindowStream, discovery_windows, find_regions  # noqa: E402
 
 
 def truth_kind(truth: dict) -> str:
@@ -38,22 +38,20 @@ def truth_kind(truth: dict) -> str:
     return "same-kind" if len(set(cats)) == 1 else "different-kind"
 
 
-def cached_inputs(engine: SeparationEngine, video: Path, cache: Path | None, weights: Path) -> dict:
-    """The inputs of :func:`choose_regions` for ``video``, computed once per cache."""
+def cached_discovery(engine: SeparationEngine, video: Path, cache: Path | None, weights: Path) -> Discovery:
+    """What the networks made of ``video``'s discovery windows (the input of :func:`find_regions`),
+    computed once per cache."""
     key = hashlib.sha1(f"{video.resolve()}|{video.stat().st_mtime_ns}|{weights}".encode()).hexdigest()[:16]
     file = cache / f"{video.stem}-{key}.pt" if cache else None
     if file is not None and file.exists():
         return torch.load(file, weights_only=False)
     stream = WindowStream(video, engine.model, 0.25)
     audio, frames = discovery_windows(stream)
-    seen: dict = {}
-    find_regions(engine, audio, frames, (stream.info.width, stream.info.height), None, video, features=seen)
-    inputs = {"raw": seen["raw"], "sal": seen.get("saliency"), "z": seen.get("standardised"), "flow": seen.get("flow"),
-              "warped": seen["warped"], "feats": seen["audio"], "video_size": (stream.info.width, stream.info.height)}
+    found = discover(engine, audio, frames, (stream.info.width, stream.info.height), video)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(inputs, file)
-    return inputs
+        torch.save(found, file)
+    return found
 
 
 def main() -> None:
@@ -73,12 +71,7 @@ def main() -> None:
             if not truth_file.exists():
                 continue
             truth = json.loads(truth_file.read_text())
-            inp = cached_inputs(engine, video, args.cache, weights)
-            if inp["sal"] is None:  # silent: one source
-                found = 1
-            else:
-                found = len(choose_regions(engine, inp["raw"], inp["sal"], inp["z"], inp["warped"], inp["feats"],
-                                           inp["video_size"], None, inp["flow"]))
+            found = len(find_regions(engine, cached_discovery(engine, video, args.cache, weights), None))
             kind = truth_kind(truth)
             want = len(truth["sources"])
             for group in (folder.name, "all"):

@@ -54,14 +54,13 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float | None:
     return float(np.mean(scores.sdr)) if scores.valid else None
 
 
-def separate_one(engine, video: Path, out: Path, rate: int | None, rule: str) -> np.ndarray:
-    """The two sources of ``video`` as ``separate`` writes them, mono: ``(2, samples)``."""
-    from avsplit import io as media
-    from avsplit.inference import separate_video
+def separate_one(engine, video: Path, rate: int | None, rule: str) -> np.ndarray:
+    """The two sources of ``video`` as ``separate`` makes them, mono (in memory): ``(2, samples)``."""
+    from avsplit.inference import RegionSpec, WindowStream, separate_stream
 
     engine.extension = rule
-    res = separate_video(video, out, engine, num_sources=2, sample_rate=rate, mono=True, overwrite=True)
-    return np.stack([media.read_audio_file(f)[0][0] for f in res.files[:2]])
+    stream = WindowStream(video, engine.model, 0.25, out_rate=rate, mono=True)
+    return separate_stream(engine, stream, RegionSpec(num_sources=2))[0].sources[:2, 0]
 
 
 def main() -> None:
@@ -103,9 +102,9 @@ def main() -> None:
             refs_high = high_pass(refs, rate)
             refs_above = high_pass(refs, rate, ABOVE_HZ)
             kinds = "+".join(s.get("category") or "?" for s in truth["sources"])
-            outputs = {"model-rate": separate_one(engine, video, tmp / "old", model_rate, rules[0] if rules else "octave")}
+            outputs = {"model-rate": separate_one(engine, video, model_rate, rules[0] if rules else "octave")}
             for rule in rules:
-                outputs[f"fullband-{rule}"] = separate_one(engine, video, tmp / rule, None, rule)
+                outputs[f"fullband-{rule}"] = separate_one(engine, video, None, rule)
             for method, est in outputs.items():
                 if method == "model-rate":
                     est_full, est_band = np.stack([resample(e, model_rate, rate) for e in est]), est

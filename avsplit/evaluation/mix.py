@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from avsplit import io as media
+from avsplit.dsp.chunking import centred_times
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask
 from avsplit.evaluation.scores import WINDOW_TRIES
-from avsplit.models import AVSeparator
-from avsplit.models.inputs import visual_inputs
+from avsplit.inference import Heard, SeparationEngine
 from avsplit.scan import VideoItem
 
 
@@ -40,10 +40,11 @@ def draw_mixtures(items: Sequence[VideoItem], pairs: int, num_mix: int, seed: in
 
 
 class Evaluator:
-    def __init__(self, model: AVSeparator, device: torch.device):
-        self.model = model.eval().to(device)
-        self.device = device
-        self.cfg = model.config
+    """The ``mix`` protocol on a :class:`~avsplit.inference.SeparationEngine`."""
+
+    def __init__(self, engine: SeparationEngine):
+        self.engine = engine
+        self.cfg = engine.model.config
 
     # ------------------------------------------------------------------ mix protocol
     def _solo_clip(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -65,36 +66,36 @@ class Evaluator:
         _, start, wave = best
         n = self.cfg.frames_per_window
         real = min(clip_s, info.duration - start)
-        times = start + (np.arange(n) + 0.5) * real / n
+        times = centred_times(start, real, n)
         frames = media.read_frames(path, list(times), short_side=self.cfg.video.short_side)
         return wave.astype(np.float32), frames
 
     @torch.no_grad()
     def mixture(self, paths: Sequence[Path], seed: int) -> dict[str, np.ndarray]:
+        """Mix sounding clips of the solos ``paths`` and separate them back, each with its own frames:
+        the references, the mixture, the model's estimates and the baselines (arrays by name)."""
         rng = np.random.default_rng(seed)
         clips = [self._solo_clip(p, rng) for p in paths]
         refs = np.stack([c[0] for c in clips])  # (N, S)
         mix = refs.sum(0)
-        m = self.model
-        mix_t = torch.from_numpy(mix)[None].to(self.device)
-        spec, warped = m.analyse(mix_t)
-        feats = m.audio_features(warped)
-        vectors = []
-        for _, frames in clips:
-            vectors.append(m.pool(m.visual_features(*visual_inputs(self.cfg, frames[None], self.device))))
-        vectors = torch.stack(vectors, dim=1)  # (1, N, K) (motion models: (1, N, steps, K))
-        masks = m.source_masks(m.mixture_logits(vectors, feats, warped))
-        est = m.apply_masks(masks, spec, mix.shape[0])[0].cpu().numpy()
-        # oracle masks at the model's (linear-frequency) STFT
-        src_spec = m.spectrogram.stft(torch.from_numpy(refs).to(self.device))  # (N, F, T)
-        mix_mag = spec.abs()  # (1, F, T)
+        engine = self.engine
+        heard = engine.hear(mix[None])
+        vectors = torch.cat([engine.vectors(engine.see(frames[None])) for _, frames in clips], dim=1)  # (1, N, [steps,] K)
+        masks = engine.masks(heard, vectors)
+        est = engine.resynthesize(heard, masks, mix.shape[0])[0]
+        return {"reference": refs, "mix": mix, "model": est, "mixture": np.stack([mix] * len(paths)),
+                **self._oracles(refs, heard),
+                "frames": np.stack([c[1][len(c[1]) // 2] for c in clips]) if all(c[1].shape == clips[0][1].shape for c in clips) else None,
+                "masks": masks[0].cpu().numpy(), "warped_mix": heard.warped[0, 0].cpu().numpy()}
+
+    def _oracles(self, refs: np.ndarray, heard: Heard) -> dict[str, np.ndarray]:
+        """The oracle ideal binary and ratio masks of the references ``(N, S)`` in the mixture ``heard``,
+        at the model's (linear-frequency) STFT: ``(N, S)`` each."""
+        spectrogram = self.engine.model.spectrogram
+        src_spec = spectrogram.stft(torch.from_numpy(refs).to(self.engine.device))  # (N, F, T)
+        mix_mag = heard.spec.abs()  # (1, F, T)
         ibm = ideal_binary_mask(src_spec.abs()[None], mix_mag)[0]
         irm = ideal_ratio_mask(src_spec.abs()[None], mix_mag)[0]
-        length = mix.shape[0]
-        oracle = {
-            "oracle_ibm": m.spectrogram.istft(ibm * spec, length).cpu().numpy(),
-            "oracle_irm": m.spectrogram.istft(irm * spec, length).cpu().numpy(),
-        }
-        return {"reference": refs, "mix": mix, "model": est, "mixture": np.stack([mix] * len(paths)), **oracle,
-                "frames": np.stack([c[1][len(c[1]) // 2] for c in clips]) if all(c[1].shape == clips[0][1].shape for c in clips) else None,
-                "masks": masks[0].cpu().numpy(), "warped_mix": warped[0, 0].cpu().numpy()}
+        length = refs.shape[1]
+        return {"oracle_ibm": spectrogram.istft(ibm * heard.spec, length).cpu().numpy(),
+                "oracle_irm": spectrogram.istft(irm * heard.spec, length).cpu().numpy()}

@@ -15,7 +15,8 @@ from avsplit.dsp.resample import resample
 from avsplit.errors import AvsplitError, MediaError
 from avsplit.evaluation.breakdown import match_tracks, read_domain
 from avsplit.evaluation.scores import EvalItem, score, score_localization
-from avsplit.inference import WindowStream, discover_regions, separate_video
+from avsplit.inference import (RegionSpec, Region, Separated, WindowStream, discover_regions, find_regions,
+                               separate_stream)
 from avsplit.scan import VideoItem, truth_path
 
 
@@ -32,8 +33,10 @@ def count_solo(it: VideoItem, engine) -> EvalItem:
     return item
 
 
-def evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, auto_count: bool = True) -> EvalItem:
-
+def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: bool = True) -> EvalItem:
+    """A video with truth beside it separated as ``separate`` does (into as many tracks as it finds, or
+    as the truth has), in memory, once: scored at the model's rate (method ``model``, the paper's
+    protocol) and full band at the truth's rate (``model_fullband``), and its maps scored."""
     truth = json.loads(truth_path(it.path).read_text())
     sources = truth["sources"]
     cats = [s.get("category") for s in sources]
@@ -42,49 +45,57 @@ def evaluate_wild(it: VideoItem, engine, tmp: Path, localization: bool = True, a
                     domain=read_domain(it.path))
     rate = engine.model.config.audio.sample_rate
     try:
-        res = separate_video(it.path, tmp, engine, num_sources=None if auto_count else len(sources), sample_rate=rate,
-                             mono=True, overwrite=True)
-        tracks = len(res.sources)
+        waves = [media.read_audio_file(it.path.with_name(s["audio"])) for s in sources]
+        at_model_rate, full_band = _separate(engine, it.path, waves[0][1], None if auto_count else len(sources))
         if auto_count:
-            item.found_sources = tracks
-        est = [media.read_audio_file(f)[0][0] for f in res.files[:tracks]]
-        refs = []
-        for s in sources:
-            wave, sr = media.read_audio_file(it.path.with_name(s["audio"]))
-
-            refs.append(resample(wave.mean(0), sr, rate))
+            item.found_sources = len(at_model_rate.regions)
         mix = media.read_audio(it.path, rate)
     except (MediaError, OSError, KeyError) as exc:
         item.skipped = str(exc)
         error_line(f"{it.path}: {exc}")
         return item
-    n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
-    refs_a = np.stack([r[:n] for r in refs])
-    est_a = match_tracks(refs_a, np.stack([e[:n] for e in est]), mix[:n])
-    score(item, refs_a, mix[:n], {"model": est_a, "mixture": np.stack([mix[:n]] * len(refs))})
+    refs = [resample(wave.mean(0), sr, rate) for wave, sr in waves]
+    _score_tracks(item, refs, at_model_rate.sources[:, 0], mix, "model", baseline=True)
     if not item.skipped:
-        _score_fullband(item, it.path, [it.path.with_name(s["audio"]) for s in sources], engine, tmp / "fullband", tracks)
+        try:
+            full_mix = media.read_audio(it.path, full_band.sample_rate)
+        except (MediaError, OSError) as exc:
+            error_line(f"{it.path}: full-band scores skipped ({exc})")
+        else:
+            refs = [resample(wave.mean(0), sr, full_band.sample_rate) for wave, sr in waves]
+            _score_tracks(item, refs, full_band.sources[:, 0], full_mix, "model_fullband")
     if localization:
         score_localization(item, it.path, truth, engine)
     return item
 
 
-def _score_fullband(item: EvalItem, video: Path, truth_files: Sequence[Path], engine, tmp: Path, tracks: int) -> None:
-    """``item.scores["model_fullband"]``: the video separated as ``separate`` does by default (full
-    band) into ``tracks`` tracks (the count the paper-protocol pass found), scored at the truth's own
-    rate against the truth (mono mixdowns of both; tracks matched as in that pass)."""
+def _separate(engine, video: Path, full_rate: int, num_sources: int | None) -> tuple[Separated, Separated]:
+    """``video`` separated into ``num_sources`` tracks (None: as many as it finds), mono, at the model's
+    rate and full band at ``full_rate``: one pass of the model for both.
 
-    try:
-        truth = [media.read_audio_file(f) for f in truth_files]
-        rate = truth[0][1]
-        res = separate_video(video, tmp, engine, num_sources=tracks, sample_rate=rate, mono=True, overwrite=True)
-        est = [media.read_audio_file(f)[0][0] for f in res.files[:tracks]]
-        mix = media.read_audio(video, rate)
-    except (MediaError, OSError) as exc:
-        error_line(f"{video}: full-band scores skipped ({exc})")
-        return
-    refs = [resample(w.mean(0), r, rate) for w, r in truth]
-    n = min([len(mix)] + [len(r) for r in refs] + [len(e) for e in est])
+    The full-band tracks are those of ``separate --sources N``, N the count the first found: the same
+    regions, unless clustering the pixels into N groups gives other groups than the clustering that
+    found N did (when one of its groups came out empty); then the video is separated again for them."""
+    stream = WindowStream(video, engine.model, 0.25, out_rate=engine.model.config.audio.sample_rate, mono=True)
+    full = WindowStream(video, engine.model, 0.25, out_rate=full_rate, mono=True)
+    at_model_rate, full_band = separate_stream(engine, stream, RegionSpec(num_sources), more=[full])
+    tracks = at_model_rate.regions
+    if num_sources != len(tracks) and not _same_cells(find_regions(engine, at_model_rate.discovery, len(tracks)), tracks):
+        full_band = separate_stream(engine, full, RegionSpec(len(tracks)))[0]
+    return at_model_rate, full_band
+
+
+def _same_cells(a: Sequence[Region], b: Sequence[Region]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x.cells, y.cells) for x, y in zip(a, b))
+
+
+def _score_tracks(item: EvalItem, refs: Sequence[np.ndarray], tracks: np.ndarray, mix: np.ndarray, method: str,
+                  baseline: bool = False) -> None:
+    """Score ``tracks`` ``(R, S)`` as ``method`` against the references (matched to them, see
+    :func:`match_tracks`), all cut to the shortest; ``baseline``: the mixture's scores too."""
+    n = min([len(mix)] + [len(r) for r in refs] + [len(t) for t in tracks])
     refs_a = np.stack([r[:n] for r in refs])
-    est_a = match_tracks(refs_a, np.stack([e[:n] for e in est]), mix[:n])
-    score(item, refs_a, mix[:n], {"model_fullband": est_a})
+    est = {method: match_tracks(refs_a, np.stack([t[:n] for t in tracks]), mix[:n])}
+    if baseline:
+        est["mixture"] = np.stack([mix[:n]] * len(refs))
+    score(item, refs_a, mix[:n], est)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from avsplit.dsp.camera import remove_camera_motion
-from avsplit.inference.engine import region_vectors
+from avsplit.inference.engine import Heard, Seen, SeparationEngine
 from avsplit.inference.regions import Region, cells_to_box
 
 MAX_SOURCES = 4
@@ -82,13 +82,12 @@ def group_regions(coords: np.ndarray, labels: np.ndarray, k: int, shape: tuple[i
     return regions
 
 
-@torch.no_grad()
-def group_sounds(engine, raw: torch.Tensor, regions: list, warped: torch.Tensor, feats) -> np.ndarray:
-    """What each region separates on its own: its mask (from its pooled features) times the mixture's
-    warped magnitude ``warped`` ``(M, 1, Fl, T)`` of the ``M`` windows: ``(R, M, Fl, T)``."""
-    vecs = region_vectors(engine.model, raw, regions)  # (M, R, K)
-    est = engine.model.activate(engine.model.mask_logits(vecs, feats)) * warped  # (M, R, Fl, T)
-    return est.transpose(0, 1).float().cpu().numpy()
+def group_sounds(engine: SeparationEngine, seen: Seen, heard: Heard, regions: list) -> np.ndarray:
+    """What each region separates on its own: its own mask (from its pooled features, whatever the
+    other regions are) times the mixture's warped magnitude, in each of the ``M`` windows:
+    ``(R, M, Fl, T)``."""
+    own = engine.masks(heard, engine.vectors(seen, regions), shared=False)  # (M, R, Fl, T)
+    return (own * heard.warped).transpose(0, 1).float().cpu().numpy()
 
 
 def cell_motion(flow: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
@@ -152,15 +151,15 @@ def sound_flux(warped: torch.Tensor, steps: int) -> np.ndarray:
     return torch.nn.functional.adaptive_avg_pool1d(flux[:, None], steps // windows)[:, 0].flatten().cpu().numpy()
 
 
-def choose_regions(engine, raw: torch.Tensor, sal: np.ndarray, z: np.ndarray, warped: torch.Tensor, feats,
-                   video_size: tuple[int, int], num_sources: int | None, flow: torch.Tensor | None = None) -> list:
+def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.ndarray, z: np.ndarray,
+                   video_size: tuple[int, int], num_sources: int | None) -> list:
     """The sources of a video, ordered left to right (see the module doc).
 
-    ``raw``: visual features of ``M`` windows ``(M, K, h, w)`` (motion models ``(M, steps, K, h, w)``);
-    ``sal`` ``(h, w)`` and ``z`` ``(h, w, K)``: candidate saliency and standardised features;
-    ``warped`` ``(M, 1, Fl, T)`` and ``feats``: the windows' mixture magnitude and audio features;
-    ``flow`` ``(M, steps, 2, h', w')``: the windows' optical flow (motion models).
+    ``seen`` and ``heard``: the model's view of ``M`` windows of the video (visual features ``(M, K,
+    h, w)``, motion models ``(M, steps, K, h, w)`` with their optical flow; mixture magnitude and audio
+    features); ``sal`` ``(h, w)`` and ``z`` ``(h, w, K)``: candidate saliency and standardised features.
     """
+    raw, flow, warped = seen.raw, seen.flow, heard.warped
     coords, points = candidate_points(sal, z, motion=raw.ndim == 5)
     motion = cell_motion(flow, sal.shape) if flow is not None else None
     max_k = min(MAX_SOURCES, len(points))
@@ -168,7 +167,7 @@ def choose_regions(engine, raw: torch.Tensor, sal: np.ndarray, z: np.ndarray, wa
     for k in candidates:
         labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
         regions = group_regions(coords, labels, k, sal.shape, video_size)
-        sounds = group_sounds(engine, raw, regions, warped, feats)  # (R, M, Fl, T)
+        sounds = group_sounds(engine, seen, heard, regions)  # (R, M, Fl, T)
         shares = sounds.reshape(len(regions), -1).sum(1) / max(float(sounds.sum()), 1e-8)
         for r, s in zip(regions, shares):
             r.confidence = float(s)

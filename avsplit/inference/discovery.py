@@ -9,6 +9,7 @@ its pooled features (max over the group's pixels, exactly as in training).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,13 @@ import torch
 
 from avsplit.console import warn_line
 from avsplit.inference.counting import choose_regions
-from avsplit.inference.engine import SeparationEngine
+from avsplit.inference.engine import Heard, Seen, SeparationEngine, motion_energy
 from avsplit.inference.regions import Region
 from avsplit.inference.windows import WindowStream
 
 
 #: Windows sampled from a video to find its sources.
 DISCOVERY_WINDOWS = 6
-
 
 
 def discovery_picks(count: int) -> np.ndarray:
@@ -63,51 +63,62 @@ def saliency(raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return sal.cpu().numpy(), z.permute(1, 2, 0).cpu().numpy()
 
 
-@torch.no_grad()
-def find_regions(
-    engine: SeparationEngine, audio: np.ndarray, frames: np.ndarray, video_size: tuple[int, int],
-    num_sources: int | None, path: Path | str = "", features: dict | None = None,
-) -> list[Region]:
-    """Group the salient pixels of a few windows into sources (see the module doc).
+@dataclass
+class Discovery:
+    """What the model made of a few windows of a video (:func:`discover`), from which its sources are
+    found (:func:`find_regions`, with any count) and which the separation of those windows reuses."""
 
-    Salient pixels (:func:`saliency` at least :data:`SALIENT_FRACTION` of its maximum) are
-    clustered on their standardised features and position; each cluster's pooled features give a
-    mask. Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose masks are
-    distinct (cosine similarity of masked spectrograms below :data:`SAME_SOURCE_SIMILARITY`, also
-    against the sum of the other groups: a group that sounds like the others together is a mix of
-    them) and each carry at least :data:`MIN_SOURCE_SHARE` of the separated energy is kept.
-    ``features``, when given, receives what was computed for the windows, for reuse: raw visual
-    features (``raw``), mixture STFT (``spec``), its warped magnitude (``warped``) and audio features
-    (``audio``).
+    heard: Heard
+    seen: Seen
+    silent: bool
+    """Whether the windows' sound is silent (then the video has one silent source)."""
+    video_size: tuple[int, int]
+    """``(width, height)`` of the video, for the regions' boxes."""
+    path: Path | str = ""
+
+
+def discover(engine: SeparationEngine, audio: np.ndarray, frames: np.ndarray, video_size: tuple[int, int],
+             path: Path | str = "") -> Discovery:
+    """The model pass over ``M`` windows (audio ``(M, S)``, frames ``(M, F, H, W, 3)``) of a video."""
+    return Discovery(engine.hear(audio), engine.see(frames), float(np.abs(audio).max()) < 1e-4, video_size, path)
+
+
+def candidates(seen: Seen) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pixels' ``(h, w)`` saliency and ``(h, w, K)`` standardised features: for motion
+    models, sources are what moves (the players), described by what they look like; otherwise
+    what the frame net sees standing out (:func:`saliency`)."""
+    if seen.raw.ndim == 5:
+        _, z = saliency(seen.appearance)
+        return motion_energy(seen.flow, seen.raw.shape[-2:]), z
+    return saliency(seen.raw)
+
+
+def find_regions(engine: SeparationEngine, found: Discovery, num_sources: int | None) -> list[Region]:
+    """Group the salient pixels of a video's discovery windows into sources (see the module doc).
+
+    Salient pixels (:func:`candidates`) are clustered on their standardised features and position
+    (:func:`avsplit.inference.counting.choose_regions`); each cluster's pooled features give a mask.
+    Without ``num_sources``, the largest k (up to :data:`MAX_SOURCES`) whose groups are distinct
+    sources is kept. A silent video, or one where nothing moves or stands out, is one source.
     """
-    spec, warped, feats = engine.analyse(audio)
-    raw, flow, appearance = engine.visual_flow_appearance(frames)  # (M, K, h, w); motion models: (M, steps, K, h, w)
-    if features is not None:
-        features.update(raw=raw, spec=spec, warped=warped, audio=feats)
-    if raw.ndim == 5:
-        # motion models: sources are what moves (the players), described by what they look like
-        _, z = saliency(appearance)
-        sal = engine.motion_energy(None, raw.shape[-2:], flow)
-    else:
-        sal, z = saliency(raw)
+    sal, z = candidates(found.seen)
     h, w = sal.shape
-    whole = [0.0, 0.0, float(video_size[0]), float(video_size[1])]
-    if float(np.abs(audio).max()) < 1e-4:
-        warn_line(f"{path}: the audio is silent; writing one silent source")
+    whole = [0.0, 0.0, float(found.video_size[0]), float(found.video_size[1])]
+    if found.silent:
+        warn_line(f"{found.path}: the audio is silent; writing one silent source")
         return [Region(np.ones((h, w), bool), whole, 0.0, "silent")]
     sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)  # a 1-pixel grid has no spread
     if not float(sal.max()) > 1e-6:
         # nothing moves or stands out (a still picture with sound, a tiny video): one source, the whole picture
         if num_sources and num_sources > 1:
-            warn_line(f"{path}: nothing in the picture moves or stands out, so its sources cannot be told apart; "
-                      f"writing one source instead of {num_sources}")
+            warn_line(f"{found.path}: nothing in the picture moves or stands out, so its sources cannot be told "
+                      f"apart; writing one source instead of {num_sources}")
         return [Region(np.ones((h, w), bool), whole, 1.0, "whole picture")]
-    if features is not None:
-        features.update(saliency=sal, standardised=z, flow=flow)
-    return choose_regions(engine, raw, sal, z, warped, feats, video_size, num_sources, flow)
+    return choose_regions(engine, found.seen, found.heard, sal, z, found.video_size, num_sources)
 
 
 def discover_regions(engine: SeparationEngine, stream: WindowStream, num_sources: int | None) -> list[Region]:
     """Find the sounding regions of a video by clustering pixel features (see module doc)."""
     audio, frames = discovery_windows(stream)
-    return find_regions(engine, audio, frames, (stream.info.width, stream.info.height), num_sources, stream.path)
+    return find_regions(engine, discover(engine, audio, frames, (stream.info.width, stream.info.height), stream.path),
+                        num_sources)

@@ -12,39 +12,36 @@ import numpy as np
 import torch
 
 from avsplit import io as media
-from avsplit.dsp import fullband
 from avsplit.dsp.chunking import Window
 from avsplit.errors import AvsplitError
 from avsplit.inference.discovery import discovery_windows
-from avsplit.inference.windows import WindowStream
+from avsplit.inference.windows import OutputPlan, WindowStream
 from avsplit.models import ModelConfig
 
 
 @dataclass
 class VideoStart:
-    """A video's probe info, windows (model rate and output rate) and, when its sources must be
-    found, the discovery windows (audio ``(M, S)``, frames ``(M, F, H, W, 3)``)."""
+    """A video's probe info, windows and where its stems are made (one plan per output) and, when its
+    sources must be found, the discovery windows (audio ``(M, S)``, frames ``(M, F, H, W, 3)``)."""
 
     video: int
     info: media.MediaInfo
     windows: list[Window]
     frame_size: tuple[int, int]
     discovery: tuple[np.ndarray, np.ndarray] | None
-    target: fullband.OutputStft
-    out_total: int
-    out_windows: list[Window]
+    outputs: list[OutputPlan]
 
 
 @dataclass
 class VideoWindow:
-    """One window: model-rate mixture ``audio`` ``(S,)``, ``frames`` ``(F, H, W, 3)`` inside it and the
-    ``original`` sound at the output rate ``(C, S_out)``."""
+    """One window: model-rate mixture ``audio`` ``(S,)``, ``frames`` ``(F, H, W, 3)`` inside it and, for
+    each output, the ``originals`` sound at its rate ``(C, S_out)``."""
 
     video: int
     window: Window
     audio: np.ndarray
     frames: np.ndarray
-    original: np.ndarray
+    originals: tuple[np.ndarray, ...]
 
 
 @dataclass
@@ -84,19 +81,27 @@ class VideoWindowSource(torch.utils.data.IterableDataset):
         for i in ids:
             try:
                 stream = WindowStream(self.paths[i], self.config, self.overlap, out_rate=self.sample_rate, mono=self.mono)
-                disc = discovery_windows(stream) if self.discover else None
-                yield VideoStart(i, stream.info, stream.windows, stream.frame_size, disc, stream.target,
-                                 stream.out_total, stream.out_windows)
-                if disc is not None and len(disc[0]) == len(stream.windows):
-                    # a short video: every window was read for discovery, so it is not decoded twice
-                    windows = zip(stream.windows, disc[0], disc[1])
-                else:
-                    windows = stream.iterate()
-                for (win, audio, frames), original in zip(windows, stream.original_in_order()):
-                    yield VideoWindow(i, win, audio, frames, original)
-                yield VideoEnd(i)
+                yield from video_messages(i, stream, self.discover)
             except AvsplitError as exc:
                 yield VideoFailed(i, str(exc))
+
+
+def video_messages(video: int, stream: WindowStream, discover: bool,
+                   more: Sequence[WindowStream] = ()) -> Iterator[VideoStart | VideoWindow | VideoEnd]:
+    """The messages of one video read by ``stream`` (a decoding error is raised). ``discover``: read
+    the discovery windows first; ``more``: streams of the same video with other outputs (rates or
+    channels), whose original sound comes with each window too, after ``stream``'s."""
+    streams = (stream, *more)
+    disc = discovery_windows(stream) if discover else None
+    yield VideoStart(video, stream.info, stream.windows, stream.frame_size, disc, [s.output for s in streams])
+    if disc is not None and len(disc[0]) == len(stream.windows):
+        # a short video: every window was read for discovery, so it is not decoded twice
+        windows = zip(stream.windows, disc[0], disc[1])
+    else:
+        windows = stream.iterate()
+    for (win, audio, frames), originals in zip(windows, zip(*(s.original_in_order() for s in streams))):
+        yield VideoWindow(video, win, audio, frames, originals)
+    yield VideoEnd(video)
 
 
 def video_loader(source: VideoWindowSource, jobs: int) -> torch.utils.data.DataLoader:

@@ -15,7 +15,8 @@ features (:mod:`avsplit.inference.discovery`). ``--grid`` and ``--box`` give the
 The model listens at its own rate; the tracks are made at the output rate (the input's own by
 default) from the original sound of every channel, read window by window alongside the model's
 input, with the model's masks mapped onto its STFT (:mod:`avsplit.dsp.fullband`), and written by
-:mod:`avsplit.inference.stems`.
+:mod:`avsplit.inference.stems`. Each video is a job of :mod:`avsplit.inference.jobs`, as in the
+in-memory call (:mod:`avsplit.inference.arrays`); here decoded in worker processes and written to files.
 """
 
 from __future__ import annotations
@@ -30,14 +31,12 @@ import torch
 
 from avsplit import io as media
 from avsplit.console import warn_line
-from avsplit.dsp import fullband
 from avsplit.dsp.chunking import Window
 from avsplit.errors import AvsplitError
 from avsplit.files import ensure_dir
-from avsplit.inference.discovery import discovery_picks, find_regions
-from avsplit.inference.engine import SeparationEngine, region_vectors
-from avsplit.inference.loader import VideoEnd, VideoStart, VideoWindow, VideoWindowSource, video_loader
-from avsplit.inference.regions import Region, box_regions, grid_regions
+from avsplit.inference.engine import SeparationEngine
+from avsplit.inference.jobs import Output, RegionSpec, VideoJob, run_jobs, start_job
+from avsplit.inference.loader import VideoStart, VideoWindowSource, video_loader
 from avsplit.inference.stems import StemJoiner, StreamingWavWriter
 from avsplit.inference.windows import WindowStream
 from avsplit.layout import (SourceRecord, mix_outputs, plan_separate, residual_name, separate_folder, source_names,
@@ -64,8 +63,8 @@ def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, 
 
     def flush():
         vectors = vectors_fn([b[2] for b in batch])
-        spec, warped, feats = engine.analyse(np.stack([b[1] for b in batch]))
-        est = engine.separate(spec, warped, feats, vectors, np.stack([b[3] for b in batch]), stream.target)
+        heard = engine.hear(np.stack([b[1] for b in batch]))
+        est = engine.separate(heard, engine.masks(heard, vectors), np.stack([b[3] for b in batch]), stream.output.target)
         for (win, _, _, original), e in zip(batch, est):  # e: (N, C, S)
             stems.add(win.index, e, original)
         batch.clear()
@@ -85,86 +84,26 @@ def _stream_outputs(engine: SeparationEngine, stream: WindowStream, vectors_fn, 
 
 
 @dataclass
-class RegionSpec:
-    """How to get a video's regions: discovered (``num_sources`` or automatic), a grid, or boxes."""
-
-    num_sources: int | None = None
-    grid: tuple[int, int] | None = None
-    boxes: Sequence[Sequence[float]] | None = None
-
-    @property
-    def method(self) -> str:
-        return "box" if self.boxes else ("grid" if self.grid else "cluster")
+class _VideoJob(VideoJob):
+    path: Path = Path()
+    folder: Path = Path()
+    info: media.MediaInfo | None = None
+    names: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _VideoJob:
-    path: Path
-    folder: Path
-    info: media.MediaInfo
-    regions: list[Region]
-    stems: StemJoiner
-    target: fullband.OutputStft
-    names: list[str]
-    known: dict = field(default_factory=dict)
-    """Raw visual features, STFT and audio features of windows already analysed (by their start sample)."""
-
-    def abort(self) -> None:
-        self.stems.abort()
-
-
-def _separate_windows(engine: SeparationEngine, pending: list[VideoWindow], jobs_by_id: dict[int, _VideoJob]) -> None:
-    """Separate the ``pending`` windows, batched by frame shape, into their videos' stems."""
-    groups: dict[tuple, list[VideoWindow]] = {}
-    for msg in pending:
-        groups.setdefault(msg.frames.shape, []).append(msg)
-    pending.clear()
-    for group in groups.values():
-        # windows already analysed while finding the sources (all of them, for a short video) are not
-        # analysed again
-        todo_idx = [b for b, m in enumerate(group) if m.window.start not in jobs_by_id[m.video].known]
-        if todo_idx:
-            spec_new, warped_new, feats_new = engine.analyse(np.stack([group[b].audio for b in todo_idx]))
-            raw_new = engine.visual(np.stack([group[b].frames for b in todo_idx]))
-        for b, msg in enumerate(group):
-            job = jobs_by_id[msg.video]
-            known = job.known.pop(msg.window.start, None)
-            if known is not None:
-                raw_b, spec_b, warped_b, feats_b = known
-            else:
-                i = todo_idx.index(b)
-                raw_b, spec_b, warped_b, feats_b = (raw_new[i : i + 1], spec_new[i : i + 1], warped_new[i : i + 1],
-                                                    feats_new[i : i + 1])
-            vectors = region_vectors(engine.model, raw_b, job.regions)
-            est = engine.separate(spec_b, warped_b, feats_b, vectors, msg.original[None], job.target)[0]  # (R, C, S)
-            job.stems.add(msg.window.index, est, msg.original)
 
 
 def _start_job(engine: SeparationEngine, msg: VideoStart, path: Path, out: Path, regions: RegionSpec, fmt: str) -> _VideoJob:
     """A video's regions (given, or found on its discovery windows) and its track writers."""
-    info = msg.info
-    video_size = (info.width, info.height)
-    fw, fh = msg.frame_size
-    grid_shape = engine.grid_shape((fw, fh))
-    if regions.boxes:
-        found = box_regions(regions.boxes, grid_shape, video_size)
-    elif regions.grid:
-        found = grid_regions(regions.grid[0], regions.grid[1], grid_shape, (fw, fh), video_size)
-    known: dict[int, torch.Tensor] = {}
-    if not (regions.boxes or regions.grid):
-        audio, frames = msg.discovery
-        seen: dict = {}
-        found = find_regions(engine, audio, frames, video_size, regions.num_sources, path, features=seen)
-        for i, w in zip(discovery_picks(len(msg.windows)), range(len(seen["raw"]))):
-            known[msg.windows[i].start] = (seen["raw"][w : w + 1], seen["spec"][w : w + 1], seen["warped"][w : w + 1],
-                                           seen["audio"][w : w + 1])
+    found = start_job(engine, msg, regions, path)
     folder = ensure_dir(separate_folder(out, path))
-    names = source_names(len(found), fmt)
-    target = msg.target
-    writers = [StreamingWavWriter(folder / n, target.sample_rate, fmt) for n in names]
-    residual = StreamingWavWriter(folder / residual_name(fmt), target.sample_rate, fmt)
-    stems = StemJoiner(msg.out_total, target.clip_samples, msg.out_windows, writers, residual=residual)
-    return _VideoJob(path, folder, info, found, stems, target, names, known)
+    names = source_names(len(found.regions), fmt)
+    plan = msg.outputs[0]
+    writers = [StreamingWavWriter(folder / n, plan.target.sample_rate, fmt) for n in names]
+    residual = StreamingWavWriter(folder / residual_name(fmt), plan.target.sample_rate, fmt)
+    stems = StemJoiner(plan.total, plan.target.clip_samples, plan.windows, writers, residual=residual)
+    return _VideoJob(found.regions, [Output(plan.target, stems)], found.discovery, found.known, path, folder, msg.info,
+                     names)
 
 
 def _finish_job(job: _VideoJob, method: str, model_rate: int, fmt: str, weights_name: str) -> SeparateResult:
@@ -172,9 +111,10 @@ def _finish_job(job: _VideoJob, method: str, model_rate: int, fmt: str, weights_
     if not all(math.isfinite(r.confidence) and all(map(math.isfinite, r.box)) for r in job.regions):
         raise AvsplitError("the model gave non-finite source scores (NaN)", job.path,
                            "check the weights: they may come from a diverged training run")
-    job.stems.close()
-    channels = job.stems.writers[0].channels if job.stems.writers else 1
-    record = SourceRecord(job.path, method, job.target.sample_rate, channels, model_rate, job.info.duration,
+    output = job.outputs[0]
+    output.stems.close()
+    channels = output.stems.writers[0].channels if output.stems.writers else 1
+    record = SourceRecord(job.path, method, output.target.sample_rate, channels, model_rate, job.info.duration,
                           weights_name, fmt)
     sources = write_sources(job.folder, record, job.regions)
     files = [job.folder / n for n in job.names] + [job.folder / residual_name(fmt)]
@@ -215,38 +155,11 @@ def separate_videos(
     if not todo:
         return
     source = VideoWindowSource(todo, cfg, overlap, discover=regions.method == "cluster", sample_rate=sample_rate, mono=mono)
-    jobs_by_id: dict[int, _VideoJob] = {}
-    failed: set[int] = set()
-    pending: list[VideoWindow] = []
-    try:
-        for msg in video_loader(source, jobs):
-            vid = msg.video
-            if vid in failed:
-                continue
-            try:
-                if isinstance(msg, VideoStart):
-                    jobs_by_id[vid] = _start_job(engine, msg, todo[vid], out, regions, fmt)
-                elif isinstance(msg, VideoWindow):
-                    pending.append(msg)
-                    if len(pending) >= engine.batch:
-                        _separate_windows(engine, pending, jobs_by_id)
-                elif isinstance(msg, VideoEnd):
-                    _separate_windows(engine, pending, jobs_by_id)
-                    result = _finish_job(jobs_by_id[vid], regions.method, cfg.audio.sample_rate, fmt, weights_name)
-                    del jobs_by_id[vid]
-                    yield todo[vid], result, None
-                else:
-                    raise AvsplitError(msg.message)
-            except AvsplitError as exc:
-                pending[:] = [m for m in pending if m.video != vid]
-                failed.add(vid)
-                job = jobs_by_id.pop(vid, None)
-                if job is not None:
-                    job.abort()
-                yield todo[vid], None, str(exc)
-    finally:
-        for job in jobs_by_id.values():
-            job.abort()
+    for vid, result, error in run_jobs(engine, video_loader(source, jobs),
+                                       lambda msg: _start_job(engine, msg, todo[msg.video], out, regions, fmt),
+                                       lambda vid, job: _finish_job(job, regions.method, cfg.audio.sample_rate, fmt,
+                                                                    weights_name)):
+        yield todo[vid], result, None if error is None else str(error)
 
 
 def separate_video(
@@ -311,7 +224,8 @@ def separate_mix(
     ensure_dir(outputs.folder)
     writers = [StreamingWavWriter(p, out_rate, fmt) for p in outputs.tracks]
     mixture = StreamingWavWriter(outputs.mixture, out_rate, fmt)
-    joined = StemJoiner(shortest.out_total, shortest.target.clip_samples, shortest.out_windows, writers, mixture=mixture)
+    plan = shortest.output
+    joined = StemJoiner(plan.total, plan.target.clip_samples, plan.windows, writers, mixture=mixture)
 
     def audio_fn():
         for pieces in zip(*(s.audio_in_order(shortest.windows) for s in streams)):
@@ -330,11 +244,9 @@ def separate_mix(
         yield from zip(*per_source)  # per window: one (F, H, W, 3) array per source (sizes may differ)
 
     def vectors_fn(frames_list):
-        per_source = []
-        for n in range(len(streams)):
-            raw = engine.visual(np.stack([frames[n] for frames in frames_list]))  # (B, K, h, w)
-            per_source.append(engine.model.pool(raw))
-        return torch.stack(per_source, dim=1)  # (B, N, K)
+        # each source pooled over its own whole picture: (B, N, K)
+        return torch.cat([engine.vectors(engine.see(np.stack([frames[n] for frames in frames_list])))
+                          for n in range(len(streams))], dim=1)
 
     try:
         _stream_outputs(engine, shortest, vectors_fn, joined, audio_fn, frames_fn, original_fn)

@@ -1,4 +1,5 @@
-"""Writing separated tracks: streaming audio files and the cross-faded join of separated windows."""
+"""Writing separated tracks: streaming audio files (or arrays in memory) and the cross-faded join of
+separated windows."""
 
 from __future__ import annotations
 
@@ -42,11 +43,7 @@ class StreamingWavWriter:
 
     def write(self, samples: np.ndarray) -> None:
         """Append ``(channels, n)`` (or ``(n,)``) samples."""
-        samples = np.asarray(samples, dtype=np.float32)
-        samples = samples[None] if samples.ndim == 1 else samples
-        if not np.isfinite(samples).all():
-            raise AvsplitError("the model gave non-finite audio (NaN or infinity) for this output", self.path,
-                               "check the weights: they may come from a diverged training run")
+        samples = _finite_samples(samples, self.path)
         if self._file is None:
             self.channels = samples.shape[0]
             self._file = self._open(self.channels)
@@ -67,6 +64,42 @@ class StreamingWavWriter:
         self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
+class ArrayWriter:
+    """Collects in memory what :class:`StreamingWavWriter` would write to a WAV file (float32 samples,
+    unclipped); :meth:`array` gives them ``(channels, n)``."""
+
+    def __init__(self):
+        self.channels: int | None = None
+        self._pieces: list[np.ndarray] = []
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append ``(channels, n)`` (or ``(n,)``) samples."""
+        samples = _finite_samples(samples, None)
+        self.channels = self.channels or samples.shape[0]
+        self._pieces.append(samples)
+
+    def close(self) -> None:
+        self.channels = self.channels or 1
+
+    def abort(self) -> None:
+        self._pieces.clear()
+
+    def array(self) -> np.ndarray:
+        if not self._pieces:
+            return np.zeros((self.channels or 1, 0), np.float32)
+        return np.concatenate(self._pieces, axis=1)
+
+
+def _finite_samples(samples: np.ndarray, path: Path | None) -> np.ndarray:
+    """``(channels, n)`` (or ``(n,)``) samples as float32 ``(channels, n)``; non-finite ones are refused."""
+    samples = np.asarray(samples, dtype=np.float32)
+    samples = samples[None] if samples.ndim == 1 else samples
+    if not np.isfinite(samples).all():
+        raise AvsplitError("the model gave non-finite audio (NaN or infinity) for this output", path,
+                           "check the weights: they may come from a diverged training run")
+    return samples
+
+
 class StemJoiner:
     """Cross-fades the separated windows at the output rate and streams them into files.
 
@@ -76,8 +109,9 @@ class StemJoiner:
     in float64, so that the files add up to the original) and to ``mixture`` (the original).
     """
 
-    def __init__(self, total: int, size: int, windows: Sequence[Window], writers: list[StreamingWavWriter],
-                 residual: StreamingWavWriter | None = None, mixture: StreamingWavWriter | None = None):
+    def __init__(self, total: int, size: int, windows: Sequence[Window], writers: list[StreamingWavWriter | ArrayWriter],
+                 residual: StreamingWavWriter | ArrayWriter | None = None,
+                 mixture: StreamingWavWriter | ArrayWriter | None = None):
         self.joiner = OverlapAdd(total, size, list(windows))
         self.windows = list(windows)
         self.writers, self.residual, self.mixture = writers, residual, mixture
@@ -103,7 +137,7 @@ class StemJoiner:
         if self.mixture is not None:
             self.mixture.write(mix)
 
-    def files(self) -> list[StreamingWavWriter]:
+    def files(self) -> list[StreamingWavWriter | ArrayWriter]:
         return self.writers + [w for w in (self.residual, self.mixture) if w is not None]
 
     def close(self) -> None:

@@ -12,12 +12,23 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from avsplit import io as media
 from avsplit.dsp import fullband
 from avsplit.dsp.chunking import Window, centred_times, plan_windows, rescale_windows
 from avsplit.errors import AvsplitError
 from avsplit.models import AVSeparator, ModelConfig
 
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where a video's stems are made: on an STFT at the output rate with the model's resolution in
+    seconds (``target``), over ``total`` samples, in the model's windows carried to that rate."""
+
+    target: fullband.OutputStft
+    total: int
+    windows: list[Window]
 
 
 class WindowStream:
@@ -42,15 +53,12 @@ class WindowStream:
         self.set_output(out_rate or self.info.audio_rate or rate, mono)
 
     def set_output(self, rate: int, mono: bool) -> None:
-        """Where the stems are made: the original sound at ``rate``, all its channels (or mixed down
-        to one by FFmpeg when ``mono``), on the model's windows carried to that rate
-        (``out_windows``, ``out_total`` samples) with an STFT of the same resolution in seconds
-        (``target``)."""
+        """Where the stems are made (:attr:`output`): the original sound at ``rate``, all its channels
+        (or mixed down to one by FFmpeg when ``mono``)."""
         model_rate = self.cfg.audio.sample_rate
-        self.target = fullband.scaled_stft(self.cfg.audio, int(rate))
         self.mono = bool(mono)
-        self.out_total = int(round(self.total * rate / model_rate))
-        self.out_windows = rescale_windows(self.windows, model_rate, int(rate))
+        self.output = OutputPlan(fullband.scaled_stft(self.cfg.audio, int(rate)), int(round(self.total * rate / model_rate)),
+                                 rescale_windows(self.windows, model_rate, int(rate)))
 
     def audio(self, win: Window) -> np.ndarray:
         """``(clip_samples,)`` float32: the window's audio, zero-padded past the end of the file."""
@@ -110,13 +118,13 @@ class WindowStream:
         for piece in _slices_in_order(media.iter_audio(self.path, rate), windows, size, 1, self.path):
             yield piece[0]
 
-    def original_in_order(self, windows: Sequence[Window] | None = None) -> Iterator[np.ndarray]:
-        """The original sound of each of ``windows`` (default :attr:`out_windows`) at the output rate:
+    def original_in_order(self) -> Iterator[np.ndarray]:
+        """The original sound of each of the :attr:`output` windows at the output rate:
         ``(channels, target.clip_samples)`` float32 (the decoded channels, or 1 when :attr:`mono`),
         zero-padded past the end."""
-        chunks = media.iter_audio(self.path, self.target.sample_rate, mono=self.mono)
-        yield from _slices_in_order(chunks, self.out_windows if windows is None else windows, self.target.clip_samples,
-                                    1 if self.mono else None, self.path)
+        target = self.output.target
+        chunks = media.iter_audio(self.path, target.sample_rate, mono=self.mono)
+        yield from _slices_in_order(chunks, self.output.windows, target.clip_samples, 1 if self.mono else None, self.path)
 
     def iterate(self) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
         """``(window, audio (clip_samples,), frames (num_frames, H, W, 3))`` for every window, in order

@@ -25,7 +25,7 @@ The package is read bottom-up: :mod:`~avsplit.io.container` (opening, shared con
 from avsplit.io.audio import iter_audio, read_audio, read_audio_file
 from avsplit.io.isolation import isolated_decoding
 from avsplit.io.probe import MediaInfo, probe
-from avsplit.io.video import iter_frames, read_frames, scaled_size
+from avsplit.io.video import iter_frames, read_frames, resize_frames, scaled_size
 from avsplit.io.writers import VideoWriter, write_audio
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "iter_audio",
     "iter_frames",
     "read_frames",
+    "resize_frames",
     "scaled_size",
     "write_audio",
     "read_audio_file",

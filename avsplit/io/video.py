@@ -69,6 +69,17 @@ class _RGB:
         return out.to_ndarray()
 
 
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB uint8 frames ``(n, H, W, 3)`` at ``size`` ``(width, height)``, resized by FFmpeg's scaler with
+    the area filter decoded frames are resized with (returned as they are when already that size)."""
+    width, height = size
+    if frames.shape[1:3] == (height, width):
+        return frames
+    reformatter = VideoReformatter()
+    return np.stack([reformatter.reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24"), width=width,
+                                          height=height, format="rgb24", interpolation="AREA").to_ndarray() for f in frames])
+
+
 def _open_video(container, path: Path):
     stream = _video_stream(container)
     if stream is None:

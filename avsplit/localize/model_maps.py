@@ -13,7 +13,7 @@ import torch
 from avsplit import io as media
 from avsplit.dsp.maps import combine_sources, sparsify
 from avsplit.errors import ConfigError
-from avsplit.inference import WindowStream, discover_regions, region_vectors, saliency
+from avsplit.inference import WindowStream, discover_regions, motion_energy, saliency
 from avsplit.localize.maps import MapFrame
 
 
@@ -260,11 +260,11 @@ class ModelMaps:
     @torch.no_grad()
     def _window_shares(self, audio: np.ndarray, frames: np.ndarray):
         """Per-frame shares ``(B, h, w, T)`` (and per source ``(B, R, h, w, T)``) of a batch of windows."""
-        engine, model = self.engine, self.engine.model
-        spec, warped, feats = engine.analyse(audio)
-        raw, flow = engine.visual_and_flow(frames)
-        pix = model.activate(model.synthesizer.pixelwise(model.activate_pixels(raw), feats))  # (B,h,w,F,T)
-        mag = warped[:, 0].float()  # (B, F, T)
+        engine = self.engine
+        heard, seen = engine.hear(audio), engine.see(frames)
+        raw, flow = seen.raw, seen.flow
+        pix = engine.pixel_masks(heard, seen)  # (B, h, w, F, T)
+        mag = heard.warped[:, 0].float()  # (B, F, T)
         total = mag.sum(dim=1).clamp(min=1e-8)  # (B, T)
         shares = torch.einsum("bhwft,bft->bhwt", pix.float(), mag) / total[:, None, None]
         # What a pixel claims beyond what a typical (background) pixel claims: objects that sound
@@ -275,7 +275,7 @@ class ModelMaps:
             objects = []
             for b in range(raw.shape[0]):
                 if self.fine is not None:  # motion models: what moves in this window, per flow pixel
-                    sal = engine.motion_energy(None, self.fine, flow[b : b + 1])
+                    sal = motion_energy(flow[b : b + 1], self.fine)
                 else:
                     sal, _ = saliency(raw[b : b + 1])
                 objects.append(torch.from_numpy(sal / max(float(sal.max()), 1e-8)))
@@ -290,8 +290,7 @@ class ModelMaps:
                 shares = shares * objects[..., None]
         per_source = None
         if self.regions:
-            vecs = region_vectors(model, raw, self.regions)
-            masks = model.activate(model.mask_logits(vecs, feats)).float()  # (B, R, F, T)
+            masks = engine.masks(heard, engine.vectors(seen, self.regions), shared=False).float()  # (B, R, F, T)
             per_source = torch.einsum("bhwft,brft,bft->brhwt", pix.float(), masks, mag) / total[:, None, None, None]
         ry, rx = (r.to(shares.device) for r in self._regrid)
 

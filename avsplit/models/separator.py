@@ -98,6 +98,27 @@ class AVSeparator(nn.Module):
         heard = audio_features if self.refiner.audio_channels else None
         return self.refiner(logits, log_magnitude(warped_magnitude), visual, heard)
 
+    def masks(self, visual: torch.Tensor, audio_features, warped_magnitude: torch.Tensor,
+              shared: bool = True) -> torch.Tensor:
+        """The model pass from visual vectors to masks: vectors ``(batch, sources, K)`` (motion models:
+        ``(batch, sources, steps, K)``) and the mixture's audio features (:meth:`audio_features` of
+        its warped magnitude ``(batch, 1, log_freq, time)``) -> warped masks
+        ``(batch, sources, log_freq, time)``.
+
+        ``shared``: the sources' masks made together (:meth:`mixture_logits`, then shared out by
+        :meth:`source_masks`, so the tracks add up to the mixture), as separation and training make
+        them; otherwise each source's own mask, made from its vector alone (what a region claims by
+        itself, whatever the other regions are: for finding sources and drawing per-source maps)."""
+        if not shared:
+            return self.activate(self.mask_logits(visual, audio_features))
+        return self.source_masks(self.mixture_logits(visual, audio_features, warped_magnitude))
+
+    def pixel_masks(self, features: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
+        """Per-pixel features ``(batch, K, h, w)`` (motion models: ``(batch, steps, K, h, w)``) and
+        audio features ``(batch, K, log_freq, time)`` -> one mask per pixel ``(batch, h, w, log_freq,
+        time)``, each pixel treated as a source of its own (synthesizer heads only)."""
+        return self.activate(self.synthesizer.pixelwise(self.activate_pixels(features), audio_features))
+
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         """Mask logits -> masks: sigmoid for binary masks, ReLU for ratio masks."""
         return torch.sigmoid(logits) if self.config.mask == "binary" else torch.relu(logits)
@@ -147,7 +168,7 @@ class AVSeparator(nn.Module):
         """
         spec, warped = self.analyse(mixture)
         audio_feats = self.audio_features(warped)
-        masks = self.source_masks(self.mixture_logits(self.source_vectors(frames, flow), audio_feats, warped))
+        masks = self.masks(self.source_vectors(frames, flow), audio_feats, warped)
         return self.apply_masks(masks, spec, mixture.shape[-1])
 
     @property
