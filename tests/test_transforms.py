@@ -7,11 +7,9 @@ from avsplit.config import AudioSettings
 from avsplit.dsp.transforms import (
     LogFrequencyWarp,
     Spectrogram,
-    from_magnitude_phase,
     ideal_binary_mask,
     ideal_ratio_mask,
     loss_weight,
-    magnitude_phase,
 )
 
 SETTINGS = AudioSettings()
@@ -30,12 +28,6 @@ def test_stft_round_trip_relative_error_below_1e5():
     back = transform.istft(transform.stft(audio), SETTINGS.clip_samples)
     rel = (back - audio).norm() / audio.norm()
     assert rel < 1e-5
-
-
-def test_magnitude_phase_round_trip():
-    spec = Spectrogram(SETTINGS).stft(torch.randn(1, 4096))
-    mag, phase = magnitude_phase(spec)
-    assert torch.allclose(from_magnitude_phase(mag, phase), spec, atol=1e-5)
 
 
 def test_warp_shapes_and_unwarp_of_smooth_spectrogram_is_near_identity():

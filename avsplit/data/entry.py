@@ -105,11 +105,6 @@ class CachedVideo:
         return int(self.meta["sample_rate"])
 
     @property
-    def frame_rate(self) -> float:
-        """Rate of :attr:`frames` (the settings' rate)."""
-        return float(self.meta["frame_rate"])
-
-    @property
     def duration(self) -> float:
         """Seconds covered by both the frames and the audio."""
         return float(self.meta["duration"])

@@ -11,7 +11,6 @@ length of the signal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -131,28 +130,3 @@ class OverlapAdd:
         if self._next != len(self.windows):
             raise ValueError(f"{len(self.windows) - self._next} windows were never added")
         return self._release(self.total)
-
-
-def process_in_windows(
-    read: Callable[[Window], np.ndarray],
-    process: Callable[[Window, np.ndarray], np.ndarray],
-    total: int,
-    window_size: int,
-    overlap: float = 0.25,
-) -> Iterator[np.ndarray]:
-    """Run ``process`` over overlapping windows of a signal of ``total`` samples, streaming.
-
-    ``read(window)`` returns the input of one window, ``(..., window_size)`` (zero-padded by the
-    caller past the end of a short signal); ``process(window, input)`` returns
-    ``(channels, window_size)``. Yields finished output pieces ``(channels, n)`` in order; their
-    concatenation is ``(channels, total)``.
-    """
-    windows = plan_windows(total, window_size, overlap)
-    joiner = OverlapAdd(total, window_size, windows)
-    for win in windows:
-        piece = joiner.add(win, process(win, read(win)))
-        if piece.shape[1]:
-            yield piece
-    tail = joiner.finish()
-    if tail.shape[1]:
-        yield tail

@@ -56,15 +56,6 @@ class Spectrogram:
         return audio.reshape(*shape[:-2], length)
 
 
-def magnitude_phase(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Complex spectrogram -> (magnitude, phase), both real, same shape."""
-    return spec.abs(), torch.angle(spec)
-
-
-def from_magnitude_phase(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    return torch.polar(magnitude.float(), phase.float())
-
-
 class LogFrequencyWarp:
     """Resample spectrograms between a linear and a log-spaced frequency axis (``grid_sample``).
 
