@@ -10,6 +10,12 @@ and kind (solo, different-kind duet, same-kind duet).
 ``--cache DIR`` keeps what the networks computed for each video's discovery windows, so a changed
 count rule (:mod:`avsplit.inference.counting`) is measured again in seconds (delete the folder after a model
 or ``find_regions`` change).
+
+``--oracle`` also asks, for each duet, whether the count rule
+(:func:`avsplit.inference.counting.distinct_sources`) accepts the two truth boxes (each source's
+median box) as two sources, and whether the automatic groups for k = 2 fall on the two sources
+(most of each group's cells inside a different truth box). It tells a grouping failure (the
+candidate cells or their clustering) from a rule failure (the groups' sounds and motions).
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+
 from avsplit.api import load_model  # noqa: E402
+from avsplit.inference import counting  # noqa: E402
+from avsplit.inference.discovery import candidates  # noqa: E402
+from avsplit.inference.regions import box_regions  # noqa: E402
 from avsplit.inference import (Discovery, SeparationEngine, WindowStream, discover, discovery_windows,  # noqa: E402
                                find_regions)
 from avsplit.scan import find_videos  # noqa: E402
@@ -54,33 +65,61 @@ def cached_discovery(engine: SeparationEngine, video: Path, cache: Path | None, 
     return found
 
 
+def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tuple[bool, bool]:
+    """Whether the count rule accepts a duet's two truth boxes as two sources, and whether the
+    automatic k = 2 groups fall on the two sources (see the module doc)."""
+    sal, _ = candidates(found.seen)
+    boxes = [np.median(np.asarray(s["boxes"], float), axis=0).tolist() for s in truth["sources"]]
+    truth_regions = box_regions(boxes, sal.shape, found.video_size)
+    sounds = counting.group_sounds(engine, found.seen, found.heard, truth_regions)
+    motion = counting.cell_motion(found.seen.flow, sal.shape) if found.seen.flow is not None else None
+    rule_accepts = counting.distinct_sources(sounds, motion, truth_regions, found.heard.warped)
+    groups = find_regions(engine, found, 2)
+    inside = np.array([[(g.cells & t.cells).sum() / max(int(g.cells.sum()), 1) for t in truth_regions] for g in groups])
+    split_right = len(groups) == 2 and max(min(inside[0, 0], inside[1, 1]), min(inside[0, 1], inside[1, 0])) > 0.5
+    return bool(rule_accepts), bool(split_right)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="+", type=Path)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--oracle", action="store_true", help="also check the rule on truth boxes and the k = 2 grouping (duets)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, _, weights = load_model(args.weights, "cpu")
     engine = SeparationEngine(model, torch.device("cpu"))
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    oracle: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for folder in args.data:
         for video in find_videos([folder]):
             truth_file = video.with_name(video.stem + ".truth.json")
             if not truth_file.exists():
                 continue
             truth = json.loads(truth_file.read_text())
-            found = len(find_regions(engine, cached_discovery(engine, video, args.cache, weights), None))
+            discovery = cached_discovery(engine, video, args.cache, weights)
+            found = len(find_regions(engine, discovery, None))
             kind = truth_kind(truth)
             want = len(truth["sources"])
+            line = {"video": str(video), "kind": kind, "truth": want, "found": found}
             for group in (folder.name, "all"):
                 tally[(group, kind)][0] += found == want
                 tally[(group, kind)][1] += 1
+            if args.oracle and want == 2:
+                line["rule_accepts_truth_boxes"], line["k2_groups_on_sources"] = oracle_check(engine, discovery, truth)
+                for group in (folder.name, "all"):
+                    oracle[(group, kind)][0] += line["rule_accepts_truth_boxes"]
+                    oracle[(group, kind)][1] += line["k2_groups_on_sources"]
             if args.verbose:
-                print(json.dumps({"video": str(video), "kind": kind, "truth": want, "found": found}), flush=True)
+                print(json.dumps(line), flush=True)
     for (group, kind), (right, total) in sorted(tally.items()):
-        print(f"{group:>16} {kind:>15}: {right}/{total} right ({100 * right / total:.0f}%)")
+        extra = ""
+        if (group, kind) in oracle:
+            accepts, on_sources = oracle[(group, kind)]
+            extra = f"; rule accepts the truth boxes {accepts}/{total}, k=2 groups on the sources {on_sources}/{total}"
+        print(f"{group:>16} {kind:>15}: {right}/{total} right ({100 * right / total:.0f}%){extra}")
 
 
 if __name__ == "__main__":
