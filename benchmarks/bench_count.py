@@ -34,11 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from avsplit.api import load_model  # noqa: E402
-from avsplit.inference import counting  # noqa: E402
+from avsplit.inference import (Discovery, SeparationEngine, WindowStream, counting, discover,  # noqa: E402
+                               discovery_windows, find_regions)
 from avsplit.inference.discovery import candidates  # noqa: E402
 from avsplit.inference.regions import box_regions  # noqa: E402
-from avsplit.inference import (Discovery, SeparationEngine, WindowStream, discover, discovery_windows,  # noqa: E402
-                               find_regions)
 from avsplit.scan import find_videos  # noqa: E402
 
 
