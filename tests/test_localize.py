@@ -84,6 +84,16 @@ def test_coincidence_map_and_sliding():
     assert all(w[1][w[2]] == w[0] for w in windows)
 
 
+def test_default_tolerance_takes_a_kick_two_steps_late_but_not_three():
+    """A sprite's kick builds over a frame or two after the note: the default settings match it."""
+    sound = np.zeros(48, bool)
+    sound[[5, 17, 29, 41]] = True
+    tolerance = OnsetSettings().tolerance
+    late2, late3 = np.roll(sound, 2), np.roll(sound, 3)
+    assert coincidence_map(sound, late2[:, None], tolerance=tolerance)[0] == pytest.approx(1.0)
+    assert coincidence_map(sound, late3[:, None], tolerance=tolerance)[0] == 0.0
+
+
 # ------------------------------------------------------------------------------ onsets
 
 

@@ -58,8 +58,9 @@ class OnsetSettings:
     """Maps per second (at most the analysis rate)."""
     p: float = 0.8
     """Probability that a region moving with the sound agrees with it in a step."""
-    tolerance: int = 1
-    """Steps by which a motion onset may lead or lag the sound onset and still match."""
+    tolerance: int = 2
+    """Steps by which a motion onset may lead or lag the sound onset and still match (2 steps at
+    12 fps: a sprite's kick builds over a frame or two, and the flow of a turn or a swing peaks late)."""
     context: float = 2.0
     """Seconds on each side used to decide what stands out (adaptive thresholds)."""
     audio_k: float = 1.0
@@ -75,9 +76,11 @@ class OnsetSettings:
     activity: float = 0.1
     """Seconds on each side over which the current motion energy is averaged; the map is scaled
     by it, so an object that moved with the sound lights up only while it moves (0: off)."""
-    floor: float = 0.35
+    floor: float = 0.2
     """Values below this share of the map's peak are set to 0 (the rest rescaled so the peak keeps
-    its value): weak, scattered agreement is noise, and a sparse map shows the objects' extent."""
+    its value): weak, scattered agreement is noise, and a sparse map shows the objects' extent. Not
+    higher: the second of two players, or the edge of a turning one, often agrees less than the
+    strongest cell."""
 
 
 # ------------------------------------------------------------------------------ pure functions
