@@ -74,6 +74,13 @@ def print_models(as_json: bool = False) -> None:
     print_registry(as_json=as_json)
 
 
+def blend(a: str | Path, b: str | Path, weight: float, out: str | Path) -> Path:
+    """Write ``(1 - weight) * A + weight * B`` of two checkpoints of one architecture (names or paths)."""
+    from avsplit.models.averaging import blend_checkpoints
+
+    return blend_checkpoints(a, b, weight, out)
+
+
 def train(
     data: str | Path,
     out: str | Path,

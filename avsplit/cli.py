@@ -342,6 +342,25 @@ def data(
 
 
 @app.command()
+def blend(
+    a: str = typer.Argument(..., help="Starting weights (NAME|PATH), e.g. the model that B was fine-tuned from."),
+    b: str = typer.Argument(..., help="Fine-tuned weights (NAME|PATH) of the same architecture."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors)."),
+    weight: float = typer.Option(0.5, "--weight", "-w", min=0.0, max=1.0, help="Share of B: 0 gives A, 1 gives B."),
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+) -> None:
+    """Interpolate two checkpoints' weights, (1 - W) * A + W * B: keeps much of what fine-tuning gained
+    and of what the starting model knew."""
+    from avsplit import api
+
+    configure(quiet, verbose)
+    path = _run(api.blend, a, b, weight, out)
+    if not quiet:
+        console.print(f"wrote {path} ({1 - weight:.2f} x {a} + {weight:.2f} x {b})")
+
+
+@app.command()
 def models(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON instead of text."),
     quiet: bool = QuietOpt,
