@@ -38,7 +38,7 @@ from avsplit.inference import (Discovery, SeparationEngine, WindowStream, counti
                                discovery_windows, find_regions)
 from avsplit.inference.discovery import candidates  # noqa: E402
 from avsplit.inference.regions import box_regions  # noqa: E402
-from avsplit.scan import find_videos  # noqa: E402
+from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
 def truth_kind(truth: dict) -> str:
@@ -94,7 +94,7 @@ def main() -> None:
     oracle: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for folder in args.data:
         for video in find_videos([folder]):
-            truth_file = video.with_name(video.stem + ".truth.json")
+            truth_file = truth_path(video)
             if not truth_file.exists():
                 continue
             truth = json.loads(truth_file.read_text())

@@ -2,7 +2,7 @@
 
 For every duet (``<stem>.truth.json`` with two or more sources) under each folder, the onset maps
 are computed and scored per frame as ``avsplit evaluate`` scores them
-(:func:`avsplit.evaluation.localization.score_maps`); the share of frames with cIoU >= 0.5 is
+(:func:`avsplit.evaluation.localization.localization_cious`); the share of frames with cIoU >= 0.5 is
 printed per folder and variant, over all duets and per motion style (the truth's ``domain``).
 
     python benchmarks/bench_onsets.py DATA [DATA ...] [--variant NAME=FIELD:VALUE[;FIELD:VALUE]] ...
@@ -22,11 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsplit import io as media  # noqa: E402
-from avsplit.evaluation.localization import score_maps, success_rate  # noqa: E402
-from avsplit.localize.maps import OnsetMaps, compute_maps  # noqa: E402
+from avsplit.evaluation.localization import localization_cious, success_rate  # noqa: E402
 from avsplit.localize.onsets import OnsetSettings  # noqa: E402
-from avsplit.scan import find_videos  # noqa: E402
+from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, OnsetSettings]:
@@ -51,17 +49,15 @@ def main() -> None:
     for folder in args.data:
         cious = {name: defaultdict(list) for name, _ in variants}
         for video in find_videos([folder]):
-            truth_file = video.with_name(video.stem + ".truth.json")
+            truth_file = truth_path(video)
             if not truth_file.exists():
                 continue
             truth = json.loads(truth_file.read_text())
             if len(truth.get("sources", [])) < 2:
                 continue
-            info = media.probe(video)
             style = (truth.get("domain") or {}).get("motion", "bounce")
             for name, settings in variants:
-                times, maps, _ = compute_maps(OnsetMaps(video, settings, info=info))
-                frames = score_maps(maps, times, truth, frame_size=(info.width, info.height))
+                frames = localization_cious(video, truth, methods=["onsets"], onset_settings=settings)["onsets"]
                 cious[name]["all"] += frames
                 cious[name][style] += frames
         for name, _ in variants:

@@ -50,7 +50,7 @@ def blend_checkpoints(a: str | Path, b: str | Path, weight: float, out: str | Pa
     """
     path_a, path_b = resolve_weights(a), resolve_weights(b)
     out = Path(out)
-    if out.exists() and out.is_dir():
+    if out.is_dir():
         raise ConfigError("is a folder", out, "give the path of the .safetensors file to write")
     model_a, meta_a = load_checkpoint(path_a)
     model_b, meta_b = load_checkpoint(path_b)
