@@ -350,3 +350,39 @@ def test_random_timbre_reshapes_the_spectrum_within_bounds():
     relative = change_db - change_db.mean()
     assert np.ptp(relative) > 1.0  # the balance between the partials changed
     assert np.all(np.abs(change_db) < 4 * 6.0 + 1e-3)  # the curve's gain is bounded (+-2 max_db, then level kept)
+
+
+def test_choose_crop_follows_the_motion():
+    from avsplit.data.mixing import choose_crop
+
+    h, w, size, scale = 64, 160, 48, 4
+    flow = np.zeros((3, h // scale, w // scale, 2), np.float32)
+    flow[:, 4:12, 30:38, 0] = 2.0  # the only mover: x 120-152, inside the frame's right end
+    picks = [choose_crop(h, w, size, scale, 8, np.random.default_rng(seed), flow) for seed in range(20)]
+    assert all(y % scale == 0 and x % scale == 0 and 0 <= y <= h - size and 0 <= x <= w - size for y, x in picks)
+    assert sum(x + size > 120 for _, x in picks) >= 17  # the mover is (almost) always kept in view
+    # one candidate: a plain random crop, drawn as before (two integers, rounded down to the flow grid)
+    rng = np.random.default_rng(5)
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    assert choose_crop(h, w, size, scale, 1, np.random.default_rng(5), flow) == (y // scale * scale, x // scale * scale)
+    random_picks = [choose_crop(h, w, size, scale, 1, np.random.default_rng(seed), flow) for seed in range(20)]
+    assert sum(x + size > 120 for _, x in random_picks) < 14
+
+
+def test_recolour_greys_and_swaps_channels():
+    from avsplit.data.mixing import Augment, MixSampler
+    from avsplit.models import preset
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 2] = 200, 50, 10
+    sampler = MixSampler.__new__(MixSampler)  # only the augmentation settings are used
+    sampler.config, sampler.augment = preset("tiny"), Augment(greyscale=1.0)
+    grey = sampler._recolour(frames, np.random.default_rng(0))
+    assert grey.dtype == np.uint8 and grey.shape == frames.shape
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert int(grey[0, 0, 0, 0]) == round(0.299 * 200 + 0.587 * 50 + 0.114 * 10)
+    sampler.augment = Augment(channel_swap=1.0)
+    swapped = sampler._recolour(frames, np.random.default_rng(0))
+    assert sorted(swapped[0, 0, 0].tolist()) == [10, 50, 200] and swapped[0, 0, 0].tolist() != [200, 50, 10]
+    sampler.augment = Augment()
+    assert sampler._recolour(frames, np.random.default_rng(0)) is frames

@@ -220,8 +220,9 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["train"]["picture_variety"] is True
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"

@@ -49,9 +49,20 @@ class Augment:
     """Per-source gains are drawn uniformly in [-gain_db, +gain_db] dB."""
     timbre_db: float = 0.0
     """Per-source random equaliser (:func:`random_timbre`): band gains up to +-timbre_db dB; 0: off."""
+    crop_candidates: int = 1
+    """Random crops drawn per clip when the frame is larger than the crop; with the flow of a motion
+    model, the one holding the most motion is kept (:func:`choose_crop`), so that a sounding source
+    off the centre of a wide or tall frame stays in view. 1: one random crop."""
+    greyscale: float = 0.0
+    """Probability of turning a clip's frames grey (a shape cue, not a colour one, must then identify it)."""
+    channel_swap: float = 0.0
+    """Probability of permuting a clip's colour channels (hue changes, shapes and shading stay)."""
 
 
 NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
+
+#: The picture augmentations of ``train --picture-variety``: motion-guided crops, grey and hue-swapped clips.
+PICTURE_VARIETY = {"crop_candidates": 4, "greyscale": 0.2, "channel_swap": 0.3}
 
 #: Band edges of the timbre equaliser: log-spaced nodes from this frequency up to Nyquist.
 TIMBRE_LOW_HZ = 60.0
@@ -83,6 +94,28 @@ def random_timbre(wave: np.ndarray, sample_rate: int, max_db: float, rng: np.ran
     if after > 0.0:
         filtered *= before / after
     return filtered.astype(np.float32)
+
+
+def choose_crop(h: int, w: int, size: int, scale: int, candidates: int, rng: np.random.Generator,
+                flow: np.ndarray | None = None) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of a ``size`` square crop of an ``(h, w)`` frame, multiples of ``scale``.
+
+    ``candidates`` crops are drawn uniformly; with ``flow`` ``(steps, h / scale, w / scale, 2)`` the one
+    whose flow speeds add up highest is kept (ties: the first drawn), otherwise the first.
+    """
+    picks = [(int(rng.integers(0, h - size + 1)) // scale * scale, int(rng.integers(0, w - size + 1)) // scale * scale)
+             for _ in range(max(1, candidates))]
+    if flow is None or len(picks) == 1 or flow.shape[0] == 0:
+        return picks[0]
+    speed = np.sqrt((np.asarray(flow, np.float32) ** 2).sum(-1)).sum(0)  # (h / s, w / s)
+    table = np.pad(speed.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    n = size // scale
+
+    def motion(y: int, x: int) -> float:
+        y0, x0 = y // scale, x // scale
+        return float(table[y0 + n, x0 + n] - table[y0, x0 + n] - table[y0 + n, x0] + table[y0, x0])
+
+    return max(picks, key=lambda yx: motion(*yx))
 
 
 class MixSampler:
@@ -194,10 +227,9 @@ class MixSampler:
                 flow = np.pad(flow, ((0, 0), (fh, fh), (fw, fw), (0, 0)), mode="constant")
             _, h, w, _ = frames.shape
         if self.augment.crop:
-            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            y, x = choose_crop(h, w, size, scale, self.augment.crop_candidates, rng, flow)
         else:
-            y, x = (h - size) // 2, (w - size) // 2
-        y, x = y // scale * scale, x // scale * scale
+            y, x = (h - size) // 2 // scale * scale, (w - size) // 2 // scale * scale
         frames = frames[:, y : y + size, x : x + size]
         flip = bool(self.augment.flip and rng.random() < 0.5)
         if flip:
@@ -214,4 +246,16 @@ class MixSampler:
             f = (f - mean) * contrast + mean
             f = f * brightness
             frames = np.clip(f, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(frames), flow
+        return np.ascontiguousarray(self._recolour(frames, rng)), flow
+
+    def _recolour(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(F, H, W, 3)`` uint8 frames, turned grey or with permuted channels (:class:`Augment`)."""
+        if self.augment.greyscale > 0 and rng.random() < self.augment.greyscale:
+            grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            return np.repeat(np.clip(grey + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+        if self.augment.channel_swap > 0 and rng.random() < self.augment.channel_swap:
+            order = rng.permutation(3)
+            while (order == np.arange(3)).all():
+                order = rng.permutation(3)
+            return frames[..., order]
+        return frames

@@ -36,6 +36,9 @@ class TrainConfig:
     timbre_db: float = 0.0
     """Random equaliser per source (:func:`avsplit.data.mixing.random_timbre`), band gains up to
     +-timbre_db dB; 0: off."""
+    picture_variety: bool = False
+    """Picture augmentations for varied pictures (:data:`avsplit.data.mixing.PICTURE_VARIETY`): crops
+    that follow the motion (a source off-centre stays in view), grey and channel-swapped clips."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""

@@ -14,7 +14,7 @@ from avsplit.console import log, warn_line
 from avsplit.data.cache import PreprocessCache
 from avsplit.data.curriculum import DEFAULT_STAGES, Curriculum, parse_stages
 from avsplit.data.entry import CachedVideo
-from avsplit.data.mixing import Augment, MixSampler
+from avsplit.data.mixing import PICTURE_VARIETY, Augment, MixSampler
 from avsplit.data.motion import cache_extras
 from avsplit.errors import AvsplitError, ConfigError
 from avsplit.models import ModelConfig
@@ -85,7 +85,7 @@ class StageSamplers:
                  announce: bool):
         self.videos, self.cfg, self.tcfg, self.curriculum = videos, cfg, tcfg, curriculum
         self.announce = announce
-        self.augment = Augment(timbre_db=tcfg.timbre_db)
+        self.augment = Augment(timbre_db=tcfg.timbre_db, **(PICTURE_VARIETY if tcfg.picture_variety else {}))
         self._samplers: dict[int, MixSampler] = {}
 
     def at(self, step: int) -> MixSampler:
