@@ -213,6 +213,7 @@ def train(
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Motion presets: synthesizer (pixel-wise masks kept) or film."),
     timbre_db: Optional[float] = typer.Option(None, "--timbre-db", min=0.0, help="Random equaliser per source, band gains up to +-DB (0: off), so the model hears other synthesizers' timbres."),
     picture_variety: Optional[bool] = typer.Option(None, "--picture-variety/--no-picture-variety", help="Crops that follow the motion, grey and channel-swapped clips (for varied pictures)."),
+    composite: Optional[float] = typer.Option(None, "--composite", min=0.0, max=1.0, help="Share of two-source examples shown side by side in one picture, each source pooled over its half (teaches duets)."),
     temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
     refiner: Optional[int] = typer.Option(None, "--refiner", min=0, help="Channels of a mask refiner that corrects all sources' masks together (0: none), e.g. 16 with --freeze base."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Comma-separated parts kept fixed while fine-tuning from --init: frame, sound, motion, or base (all but the refiner)."),
@@ -229,7 +230,8 @@ def train(
     train_overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, optimizer=optimizer, lr_frame=lr_frame,
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
-                                              timbre_db=timbre_db, picture_variety=picture_variety).items() if v is not None}
+                                              timbre_db=timbre_db, picture_variety=picture_variety,
+                                              composite=composite).items() if v is not None}
     if freeze:
         train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())
     if curriculum_stages and curriculum is None:

@@ -169,7 +169,9 @@ def test_flow_cache_sampler_and_inference_agree(motion_set):
     np.testing.assert_allclose(live, np.asarray(flow[:3], np.float32), atol=2e-2)
     # the sampler cuts the cached flow for the window's frames, and crops it like the frames
     sampler = MixSampler(videos, cfg, seed=3, augment=NO_AUGMENT)
-    audio, frames, wflow = sampler.batch([0, 1])
+    batch = sampler.batch([0, 1])
+    frames, wflow = batch.frames, batch.flow
+    assert batch.regions is None
     steps = cfg.frames_per_window - 1
     crop = cfg.video.crop_size
     assert wflow.shape == (2, 2, steps, crop // 2, crop // 2, 2) and frames.shape[2] == cfg.video.num_frames
@@ -182,6 +184,62 @@ def test_flow_cache_sampler_and_inference_agree(motion_set):
     y, x = (max(h, crop) - crop) // 2 // 2 * 2, (max(w, crop) - crop) // 2 // 2 * 2
     if h >= crop and w >= crop:
         np.testing.assert_allclose(ex.flow[0].astype(np.float32), crop_flip_flow(full, y, x, crop, False, 2), atol=1e-2)
+
+
+def test_composite_examples_show_both_sources_side_by_side(motion_set):
+    cfg = preset("tiny-motion")
+    items = scan_videos(motion_set / "data" / "solos")
+    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                  extras=cache_extras(cfg)).build(items).ready)
+    plain = dataclasses.replace(NO_AUGMENT, composite=1.0)  # centred crops, so the halves can be checked
+    sampler = MixSampler(videos, cfg, seed=4, augment=plain)
+    crop, half, rate = cfg.video.crop_size, cfg.video.crop_size // 2, cfg.audio.sample_rate
+    lefts = set()
+    for index in range(10):
+        ex = sampler.example(index)
+        assert ex.frames.shape == (2, cfg.video.num_frames, crop, crop, 3) and ex.regions.shape == (2, crop, crop)
+        np.testing.assert_array_equal(ex.frames[0], ex.frames[1])  # one picture, shown for both sources
+        np.testing.assert_array_equal(ex.flow[0], ex.flow[1])
+        assert ex.flow.shape[2:4] == (crop // 2, crop // 2)
+        assert (ex.regions[0] ^ ex.regions[1]).all() and ex.regions[0].sum() == crop * half  # complementary halves
+        for s in range(2):  # each half is the centre of its own source's frames
+            video = videos[ex.videos[s]]
+            dense = video.frames_in(ex.starts[s] / rate, (ex.starts[s] + cfg.audio.clip_samples) / rate, cfg.frames_per_window)
+            own = np.asarray(video.frames[dense[cfg.appearance_frame_indices()]])
+            h, w = own.shape[1:3]
+            assert h >= crop and w >= crop
+            y, x = (h - crop) // 2 // 2 * 2, (w - half) // 2 // 2 * 2
+            cols = np.flatnonzero(ex.regions[s][0])
+            np.testing.assert_array_equal(ex.frames[s][:, :, cols], own[:, y : y + crop, x : x + half])
+        lefts.add(int(ex.regions[0][0, 0]))
+    assert lefts == {0, 1}  # the first source is drawn on either side
+    batch = MixSampler(videos, cfg, seed=4, augment=dataclasses.replace(plain, composite=0.5)).batch(range(6))
+    assert batch.regions.shape == (6, 2, crop, crop)
+    whole = batch.regions.all(axis=(1, 2, 3))
+    assert whole.any() and not whole.all()  # plain examples pool whole pictures; composites their halves
+
+
+def test_pooling_over_regions_sees_only_their_cells():
+    from avsplit.models.separator import region_cells
+
+    halves = torch.zeros(2, 112, 112, dtype=torch.bool)
+    halves[0, :, :56], halves[1, :, 56:] = True, True
+    cells = region_cells(halves, (7, 7))
+    assert cells[0, :, :4].all() and not cells[0, :, 4:].any()  # the middle column is half in each
+    assert cells[1, :, 3:].all() and not cells[1, :, :3].any()
+    tiny = torch.zeros(1, 112, 112, dtype=torch.bool)
+    tiny[0, 0:4, 0:4] = True  # covers no cell by half: its best-covered cell is kept
+    assert region_cells(tiny, (7, 7))[0].sum() == 1 and region_cells(tiny, (7, 7))[0, 0, 0]
+    torch.manual_seed(0)
+    model = build_model(preset("tiny-motion")).eval()
+    features = torch.randn(2, 3, model.config.channels, 7, 7)  # (n, steps, K, h, w)
+    features[:, :, :, :, 5:] += 10.0  # the right columns dominate a whole-picture max
+    with torch.no_grad():
+        left = model.pool(features, cells[:1].expand(2, -1, -1).clone())
+        expected = model.pool(features[..., :4])
+        whole = model.pool(features)
+    torch.testing.assert_close(left, expected)
+    assert not torch.allclose(left, whole)
 
 
 @pytest.mark.parametrize("scale", [1, 2, 3])
@@ -220,9 +278,10 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--picture-variety", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
-    assert json.loads((run / "config.json").read_text())["train"]["picture_variety"] is True
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["picture_variety"] is True and saved["composite"] == 0.5
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"

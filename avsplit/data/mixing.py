@@ -29,7 +29,9 @@ class MixExample:
     ``audio``: float32 ``(sources, samples)`` with gains applied (the mixture is their sum);
     ``frames``: uint8 ``(sources, frames, height, width, 3)``; ``videos``: indices into the
     sampler's video list; ``starts``: window start sample per source; ``flow`` (motion models):
-    float16 ``(sources, steps, height / s, width / s, 2)``, cut and mirrored like the frames.
+    float16 ``(sources, steps, height / s, width / s, 2)``, cut and mirrored like the frames;
+    ``regions``: bool ``(sources, height, width)``, the pixels of each source's picture that show it
+    (a composite example, :func:`side_by_side`), or ``None``: each source's whole picture.
     """
 
     audio: np.ndarray
@@ -37,6 +39,19 @@ class MixExample:
     videos: list[int]
     starts: list[int]
     flow: np.ndarray | None = None
+    regions: np.ndarray | None = None
+
+
+@dataclass
+class MixBatch:
+    """Stacked :class:`MixExample` arrays: ``audio`` ``(batch, sources, samples)``, ``frames``
+    ``(batch, sources, frames, H, W, 3)``, ``flow`` (motion models) ``(batch, sources, steps, h, w, 2)``,
+    ``regions`` ``(batch, sources, H, W)`` (``None`` when every example pools whole pictures)."""
+
+    audio: np.ndarray
+    frames: np.ndarray
+    flow: np.ndarray | None = None
+    regions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,10 @@ class Augment:
     """Probability of turning a clip's frames grey (a shape cue, not a colour one, must then identify it)."""
     channel_swap: float = 0.0
     """Probability of permuting a clip's colour channels (hue changes, shapes and shading stay)."""
+    composite: float = 0.0
+    """Probability that a two-source example shows both sources in one picture, side by side, each
+    source's vector pooled over its own half (:func:`side_by_side`): two players in one frame must
+    then give two different vectors, as separating a duet needs."""
 
 
 NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
@@ -96,26 +115,43 @@ def random_timbre(wave: np.ndarray, sample_rate: int, max_db: float, rng: np.ran
     return filtered.astype(np.float32)
 
 
-def choose_crop(h: int, w: int, size: int, scale: int, candidates: int, rng: np.random.Generator,
+def choose_crop(h: int, w: int, size, scale: int, candidates: int, rng: np.random.Generator,
                 flow: np.ndarray | None = None) -> tuple[int, int]:
-    """Top-left ``(y, x)`` of a ``size`` square crop of an ``(h, w)`` frame, multiples of ``scale``.
+    """Top-left ``(y, x)`` of a crop of ``size`` (a square's side or ``(height, width)``) of an ``(h, w)``
+    frame, multiples of ``scale``.
 
     ``candidates`` crops are drawn uniformly; with ``flow`` ``(steps, h / scale, w / scale, 2)`` the one
     whose flow speeds add up highest is kept (ties: the first drawn), otherwise the first.
     """
-    picks = [(int(rng.integers(0, h - size + 1)) // scale * scale, int(rng.integers(0, w - size + 1)) // scale * scale)
+    size_h, size_w = (size, size) if np.isscalar(size) else size
+    picks = [(int(rng.integers(0, h - size_h + 1)) // scale * scale, int(rng.integers(0, w - size_w + 1)) // scale * scale)
              for _ in range(max(1, candidates))]
     if flow is None or len(picks) == 1 or flow.shape[0] == 0:
         return picks[0]
     speed = np.sqrt((np.asarray(flow, np.float32) ** 2).sum(-1)).sum(0)  # (h / s, w / s)
     table = np.pad(speed.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    n = size // scale
+    nh, nw = size_h // scale, size_w // scale
 
     def motion(y: int, x: int) -> float:
         y0, x0 = y // scale, x // scale
-        return float(table[y0 + n, x0 + n] - table[y0, x0 + n] - table[y0 + n, x0] + table[y0, x0])
+        return float(table[y0 + nh, x0 + nw] - table[y0, x0 + nw] - table[y0 + nh, x0] + table[y0, x0])
 
     return max(picks, key=lambda yx: motion(*yx))
+
+
+def side_by_side(frames: list[np.ndarray], flows: list, rng: np.random.Generator):
+    """Two sources' half-width clips, uint8 ``(F, H, W / 2, 3)`` each (and their flow ``(steps, h, w / 2,
+    2)``, or ``None``s), put side by side in a random order: one picture ``(2, F, H, W, 3)`` shown for both
+    sources, its flow ``(2, steps, h, w, 2)`` (or ``None``) and the sources' halves, bool ``(2, H, W)``."""
+    order = [0, 1] if rng.random() < 0.5 else [1, 0]
+    canvas = np.concatenate([frames[i] for i in order], axis=2)
+    flow = None if flows[0] is None else np.concatenate([flows[i] for i in order], axis=2)
+    half = frames[0].shape[2]
+    regions = np.zeros((2, canvas.shape[1], canvas.shape[2]), bool)
+    for slot, i in enumerate(order):
+        regions[i, :, slot * half : (slot + 1) * half] = True
+    both = np.stack([canvas, canvas])
+    return both, None if flow is None else np.stack([flow, flow]), regions
 
 
 class MixSampler:
@@ -152,24 +188,30 @@ class MixSampler:
     def example(self, index: int) -> MixExample:
         rng = self.rng(index)
         chosen = self._choose_videos(rng)
+        composite = self.num_mix == 2 and self.augment.composite > 0 and rng.random() < self.augment.composite
+        width = self.config.video.crop_size // 2 if composite else None
         audio, frames, starts, flows = [], [], [], []
         for v in chosen:
-            wave, clip_frames, start, flow = self._clip(self.videos[v], rng)
+            wave, clip_frames, start, flow = self._clip(self.videos[v], rng, width)
             audio.append(wave)
             frames.append(clip_frames)
             starts.append(start)
             flows.append(flow)
+        if composite:
+            pictures, flow, regions = side_by_side(frames, flows, rng)
+            return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
         flow = np.stack(flows) if self.config.motion is not None else None
         return MixExample(np.stack(audio), np.stack(frames), chosen, starts, flow)
 
-    def batch(self, indices: Sequence[int]) -> tuple[np.ndarray, ...]:
-        """Stacked examples: audio ``(batch, sources, samples)``, frames ``(batch, sources, frames, H, W, 3)``
-        and, for motion models, flow ``(batch, sources, steps, h, w, 2)``."""
+    def batch(self, indices: Sequence[int]) -> MixBatch:
+        """The examples ``indices``, stacked (:class:`MixBatch`)."""
         examples = [self.example(i) for i in indices]
-        out = (np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]))
-        if self.config.motion is not None:
-            out += (np.stack([e.flow for e in examples]),)
-        return out
+        flow = np.stack([e.flow for e in examples]) if self.config.motion is not None else None
+        regions = None
+        if any(e.regions is not None for e in examples):
+            whole = np.ones((examples[0].frames.shape[0], *examples[0].frames.shape[2:4]), bool)
+            regions = np.stack([whole if e.regions is None else e.regions for e in examples])
+        return MixBatch(np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]), flow, regions)
 
     # ------------------------------------------------------------------ internals
     def _choose_videos(self, rng: np.random.Generator) -> list[int]:
@@ -182,7 +224,9 @@ class MixSampler:
                 return chosen
         return chosen
 
-    def _clip(self, video: CachedVideo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    def _clip(self, video: CachedVideo, rng: np.random.Generator,
+              width: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+        """A source's window: audio ``(samples,)``, frames ``(F, crop, width or crop, 3)``, start, flow."""
         cfg = self.config
         length = cfg.audio.clip_samples
         total = video.num_samples
@@ -208,18 +252,18 @@ class MixSampler:
             idx = dense[cfg.appearance_frame_indices()]
             flow = window_flow(video.array("flow"), dense)
         frames = np.asarray(video.frames[idx])  # (F, H, W, 3), a copy out of the memmap
-        frames, flow = self._augment_frames(frames, rng, flow)
+        frames, flow = self._augment_frames(frames, rng, flow, width)
         return wave.astype(np.float32), frames, start, flow
 
-    def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator,
-                        flow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Crop to ``crop_size`` squares (random or centred), flip, jitter colour; same for all frames
-        (and the same crop and flip for the flow, when given)."""
-        size = self.config.video.crop_size
+    def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator, flow: np.ndarray | None = None,
+                        width: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Crop to ``crop_size`` squares (or ``crop_size`` x ``width``; random or centred), flip, jitter
+        colour; same for all frames (and the same crop and flip for the flow, when given)."""
+        size, size_w = self.config.video.crop_size, width or self.config.video.crop_size
         scale = self.config.motion.flow_scale if self.config.motion is not None else 1
         _, h, w, _ = frames.shape
-        if h < size or w < size:
-            pad_h, pad_w = max(0, size - h), max(0, size - w)
+        if h < size or w < size_w:
+            pad_h, pad_w = max(0, size - h), max(0, size_w - w)
             pad_h, pad_w = -(-pad_h // (2 * scale)) * 2 * scale, -(-pad_w // (2 * scale)) * 2 * scale
             frames = np.pad(frames, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)), mode="edge")
             if flow is not None:
@@ -227,15 +271,15 @@ class MixSampler:
                 flow = np.pad(flow, ((0, 0), (fh, fh), (fw, fw), (0, 0)), mode="constant")
             _, h, w, _ = frames.shape
         if self.augment.crop:
-            y, x = choose_crop(h, w, size, scale, self.augment.crop_candidates, rng, flow)
+            y, x = choose_crop(h, w, (size, size_w), scale, self.augment.crop_candidates, rng, flow)
         else:
-            y, x = (h - size) // 2 // scale * scale, (w - size) // 2 // scale * scale
-        frames = frames[:, y : y + size, x : x + size]
+            y, x = (h - size) // 2 // scale * scale, (w - size_w) // 2 // scale * scale
+        frames = frames[:, y : y + size, x : x + size_w]
         flip = bool(self.augment.flip and rng.random() < 0.5)
         if flip:
             frames = frames[:, :, ::-1]
         if flow is not None:
-            flow = crop_flip_flow(flow, y, x, size, flip, scale).astype(np.float16)
+            flow = crop_flip_flow(flow, y, x, (size, size_w), flip, scale).astype(np.float16)
         if self.augment.colour > 0:
             c = self.augment.colour
             brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)

@@ -61,11 +61,12 @@ def window_flow(flow: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return out
 
 
-def crop_flip_flow(flow: np.ndarray, y: int, x: int, size: int, flip: bool, scale: int) -> np.ndarray:
-    """Cut the flow ``(steps, h, w, 2)`` matching a frame crop at ``(y, x)`` of ``size`` pixels (frame
-    coordinates, multiples of ``scale``), mirrored when the frames are."""
+def crop_flip_flow(flow: np.ndarray, y: int, x: int, size, flip: bool, scale: int) -> np.ndarray:
+    """Cut the flow ``(steps, h, w, 2)`` matching a frame crop at ``(y, x)`` of ``size`` pixels (a square's
+    side or ``(height, width)``; frame coordinates, multiples of ``scale``), mirrored when the frames are."""
     s = scale
-    f = flow[:, y // s : (y + size) // s, x // s : (x + size) // s]
+    size_h, size_w = (size, size) if np.isscalar(size) else size
+    f = flow[:, y // s : (y + size_h) // s, x // s : (x + size_w) // s]
     if flip:
         f = f[:, :, ::-1].copy()
         f[..., 0] *= -1

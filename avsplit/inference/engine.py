@@ -8,7 +8,6 @@ tracks (:meth:`~SeparationEngine.separate` full band at the output rate,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -95,11 +94,7 @@ class SeparationEngine:
         ``regions``, one vector of the whole picture (``R = 1``)."""
         if regions is None:
             return self.model.pool(seen.raw).unsqueeze(1)
-        out = []
-        for r in regions:
-            masked = seen.raw.masked_fill(~torch.from_numpy(r.cells).to(seen.raw.device), -math.inf)
-            out.append(self.model.visual_vector(masked.flatten(-2).amax(dim=-1)))
-        return torch.stack(out, dim=1)
+        return torch.stack([self.model.pool(seen.raw, torch.from_numpy(r.cells).to(seen.raw.device)) for r in regions], dim=1)
 
     @torch.no_grad()
     def masks(self, heard: Heard, vectors: torch.Tensor, shared: bool = True) -> torch.Tensor:

@@ -3,6 +3,8 @@ motion pathway and a synthesizer or FiLM head (Sound of Motions)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,9 +75,16 @@ class AVSeparator(nn.Module):
             pooled = self.visual_norm(pooled.reshape(-1, shape[-1])).reshape(shape)
         return torch.sigmoid(pooled)
 
-    def pool(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-pixel ``(..., K, h, w)`` -> one vector per clip ``(..., K)``: spatial max, then activation.
-        (For motion models ``(batch, steps, K, h, w)`` -> ``(batch, steps, K)``.)"""
+    def pool(self, features: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-pixel ``(n, K, h, w)`` -> one vector per clip ``(n, K)``: spatial max, then activation.
+        (For motion models ``(n, steps, K, h, w)`` -> ``(n, steps, K)``.)
+
+        ``cells``: bool, the region pooled: ``(h, w)`` for every clip or ``(n, h, w)`` one per clip
+        (each with at least one cell); default: the whole picture."""
+        if cells is not None:
+            if cells.ndim > 2:
+                cells = cells.view(cells.shape[0], *([1] * (features.ndim - 3)), *cells.shape[-2:])
+            features = features.masked_fill(~cells, -math.inf)
         return self.visual_vector(features.flatten(-2).amax(dim=-1))
 
     def activate_pixels(self, features: torch.Tensor) -> torch.Tensor:
@@ -152,12 +161,18 @@ class AVSeparator(nn.Module):
         return self.spectrogram.istft(self.linear_masks(warped_masks) * mixture_spec.unsqueeze(1), length)
 
     # ------------------------------------------------------------------ whole clip
-    def source_vectors(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def source_vectors(self, frames: torch.Tensor, flow: torch.Tensor | None = None,
+                       regions: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised frames ``(batch, sources, frames, 3, H, W)`` (and, for motion models, flow
         ``(batch, sources, steps, 2, h, w)``) -> pooled vectors ``(batch, sources, K)`` (motion models:
-        ``(batch, sources, steps, K)``)."""
+        ``(batch, sources, steps, K)``).
+
+        ``regions``: bool ``(batch, sources, H, W)``, the pixels each source's vector is pooled over
+        (several sources in one picture, :func:`region_cells`); default: each source's whole picture."""
         batch, sources = frames.shape[:2]
-        pooled = self.pool(self.visual_features(frames.flatten(0, 1), None if flow is None else flow.flatten(0, 1)))
+        features = self.visual_features(frames.flatten(0, 1), None if flow is None else flow.flatten(0, 1))
+        cells = None if regions is None else region_cells(regions.flatten(0, 1), features.shape[-2:])
+        pooled = self.pool(features, cells)
         return pooled.view(batch, sources, *pooled.shape[1:])
 
     def forward(self, mixture: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
@@ -175,6 +190,14 @@ class AVSeparator(nn.Module):
     def has_pixel_masks(self) -> bool:
         """Whether the model can give one mask per pixel (what ``localize --method model`` needs)."""
         return self.synthesizer is not None
+
+
+def region_cells(regions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Pixel regions, bool ``(n, H, W)`` -> the feature-grid cells they cover, bool ``(n, h, w)``: cells
+    at least half inside the region; a region covering no cell that much keeps its best-covered one."""
+    coverage = F.adaptive_avg_pool2d(regions.float().unsqueeze(1), tuple(grid))[:, 0]  # (n, h, w)
+    best = coverage.flatten(1).amax(dim=1).clamp(max=0.5)[:, None, None]
+    return coverage >= best
 
 
 class EncodedAudio:

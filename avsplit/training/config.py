@@ -39,6 +39,9 @@ class TrainConfig:
     picture_variety: bool = False
     """Picture augmentations for varied pictures (:data:`avsplit.data.mixing.PICTURE_VARIETY`): crops
     that follow the motion (a source off-centre stays in view), grey and channel-swapped clips."""
+    composite: float = 0.0
+    """Share of two-source examples shown as one picture with both sources side by side, each
+    source's vector pooled over its own half (:func:`avsplit.data.mixing.side_by_side`)."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""

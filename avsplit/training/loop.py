@@ -52,11 +52,11 @@ def validate(model: AVSeparator, sampler: MixSampler, count: int, device: torch.
     with torch.no_grad():
         for lo in range(0, count, batch_size):
             idx = list(range(lo, min(count, lo + batch_size)))
-            audio, frames, *flow = sampler.batch(idx)
-            a, f, fl = to_model_inputs(audio, frames, device, flow[0] if flow else None)
+            batch = sampler.batch(idx)
+            a, f, fl, _ = to_model_inputs(batch, device)  # validation examples are never composites
             with autocast_for(device, amp):
                 est = model(a.sum(1), f, fl).float().cpu().numpy()
-            for ref, e in zip(audio, est):
+            for ref, e in zip(batch.audio, est):
                 s = bss_eval(ref, e)
                 if s.valid:
                     sdr += s.sdr
@@ -174,10 +174,9 @@ def _train_step(run: _Run, loss_module: nn.Module, sampler: MixSampler, base_lrs
     tcfg = run.tcfg
     set_lr(run.optimizer, base_lrs, lr_factor(run.step, tcfg))
     first = (run.step * run.world + run.rank) * tcfg.batch_size
-    audio, frames, *flow = sampler.batch(range(first, first + tcfg.batch_size))
-    a, f, fl = to_model_inputs(audio, frames, run.dev, flow[0] if flow else None)
+    a, f, fl, regions = to_model_inputs(sampler.batch(range(first, first + tcfg.batch_size)), run.dev)
     with autocast_for(run.dev, tcfg.amp):
-        loss = loss_module(a, f, fl)
+        loss = loss_module(a, f, fl, regions)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if tcfg.grad_clip:

@@ -9,6 +9,7 @@ from torch import nn
 
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
 from avsplit.models import AVSeparator
+from avsplit.data.mixing import MixBatch
 from avsplit.models.appearance import normalize_frames
 
 
@@ -19,7 +20,8 @@ class MixSeparateLoss(nn.Module):
     """Wraps the model so one ``forward`` computes the training loss (what DDP needs).
 
     ``audio``: ``(batch, sources, samples)`` (the mixture is their sum); ``frames``: normalised
-    ``(batch, sources, frames, 3, H, W)``. Returns the scalar loss: per-bin BCE against the ideal
+    ``(batch, sources, frames, 3, H, W)``; ``regions`` (optional): bool ``(batch, sources, H, W)``, the
+    pixels each source's vector pools. Returns the scalar loss: per-bin BCE against the ideal
     binary mask, or L1 against the ideal ratio mask, weighted by ``log(1 + |mixture|)``; targets
     live on the warped (log-frequency) grid, as the masks do.
     """
@@ -28,7 +30,8 @@ class MixSeparateLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
+                regions: torch.Tensor | None = None) -> torch.Tensor:
         m = self.model
         batch, sources = audio.shape[:2]
         mixture = audio.sum(dim=1)
@@ -43,7 +46,7 @@ class MixSeparateLoss(nn.Module):
                 target = ideal_ratio_mask(warped_src, mix_mag)
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
-        logits = m.mixture_logits(m.source_vectors(frames, flow), audio_feats, warped_mix).float()
+        logits = m.mixture_logits(m.source_vectors(frames, flow, regions), audio_feats, warped_mix).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         else:
@@ -53,12 +56,14 @@ class MixSeparateLoss(nn.Module):
 
 
 
-def to_model_inputs(audio: np.ndarray, frames: np.ndarray, device: torch.device, flow: np.ndarray | None = None):
-    """Sampler arrays -> model tensors: audio float ``(B, N, S)``, frames normalised ``(B, N, F, 3, H, W)``
-    and flow ``(B, N, steps, 2, h, w)`` float (``None`` for appearance models)."""
-    a = torch.from_numpy(np.ascontiguousarray(audio)).to(device)
-    f = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(device))
+def to_model_inputs(batch: MixBatch, device: torch.device):
+    """A sampler's :class:`MixBatch` -> model tensors: audio float ``(B, N, S)``, frames normalised
+    ``(B, N, F, 3, H, W)``, flow ``(B, N, steps, 2, h, w)`` float (``None`` for appearance models) and
+    regions bool ``(B, N, H, W)`` (or ``None``)."""
+    a = torch.from_numpy(np.ascontiguousarray(batch.audio)).to(device)
+    f = normalize_frames(torch.from_numpy(np.ascontiguousarray(batch.frames)).to(device))
     fl = None
-    if flow is not None:
-        fl = torch.from_numpy(np.ascontiguousarray(flow)).to(device).float().permute(0, 1, 2, 5, 3, 4).contiguous()
-    return a, f, fl
+    if batch.flow is not None:
+        fl = torch.from_numpy(np.ascontiguousarray(batch.flow)).to(device).float().permute(0, 1, 2, 5, 3, 4).contiguous()
+    regions = None if batch.regions is None else torch.from_numpy(batch.regions).to(device)
+    return a, f, fl, regions
