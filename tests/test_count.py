@@ -88,6 +88,11 @@ def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
     items = [_item("wild", "same-kind", 2, 2, 6.0, train), _item("wild", "same-kind", 2, 1, 0.0, foreign),
              _item("wild", "same-kind", 2, 2, 4.0, foreign), _item("wild", "different-kind", 2, 3, 9.0, train),
              _item("count", "solo", 1, 1, None, train), _item("mix", "", 0, None, 10.0, foreign)]
+    mixes = [_item("mix", "", 0, None, 4.0, foreign), _item("mix", "", 0, None, 4.0, foreign)]
+    for it, glyphs, model_sdr in zip(mixes, (("emoji", "outline"), ("emoji", "drawn")), ([9.0, -1.0], [7.0, float("nan")])):
+        it.source_domains = [{**foreign, "glyph": g} for g in glyphs]
+        it.per_source = {"model": {"sdr": model_sdr}, "mixture": {"sdr": [1.0, -1.0]}}
+    items += mixes
     assert count_summary(items[:3])["right"] == 2 and count_summary(items[5:]) is None
     summary = summarize(items)
     same = summary["wild/same-kind"]
@@ -100,12 +105,17 @@ def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
     assert split["foreign"]["model_sdr"]["mean"] == 2.0 and split["train"]["model_sdr"]["mean"] == 6.0
     assert split["foreign"]["count"]["right"] == 1
     assert set(same["domains"]["soundfont"]) == {"TimGM6mb", "OPL3"}
+    by_glyph = summary["mix"]["source_domains"]["glyph"]  # each source by its own glyph; a NaN score left out
+    assert by_glyph == {"emoji": {"sources": 2, "model_sdr": 8.0, "mixture_sdr": 1.0, "gain": 7.0},
+                        "outline": {"sources": 1, "model_sdr": -1.0, "mixture_sdr": -1.0, "gain": 0.0}}
+    assert "source_domains" not in same
     write_outputs(items, summary, {}, tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "e.md")
     data = json.loads((tmp_path / "e.json").read_text())
     assert data["summary"]["wild/same-kind"]["domains"]["split"]["foreign"]["items"] == 2
     assert data["items"][1]["sources_found"] == 1 and data["items"][1]["domain_split"] == "foreign"
     md = (tmp_path / "e.md").read_text()
     assert "## Source count" in md and "| same-kind | 3 | 2 | 67% | 1:1 2:2 |" in md and "## Domains" in md
+    assert "| mix | glyph | emoji | 2 | 8.00 | 1.00 | 7.00 |" in md
     assert "domain_soundfont" in (tmp_path / "e.csv").read_text().splitlines()[0]
 
 

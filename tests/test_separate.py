@@ -109,9 +109,11 @@ def test_missing_or_corrupt_weights_is_one_clear_line(synth_set, tmp_path):
 
 def test_evaluate_writes_json_csv_markdown_and_report(tiny_weights, synth_set, tmp_path):
     r = _invoke("evaluate", "--data", synth_set, "-w", tiny_weights, "--pairs", "2", "--json", tmp_path / "e.json",
-                "--csv", tmp_path / "e.csv", "--markdown", tmp_path / "e.md", "--report", tmp_path / "rep")
+                "--csv", tmp_path / "e.csv", "--markdown", tmp_path / "e.md", "--report", tmp_path / "rep", "--by-domain")
     assert r.exit_code == 0, r.output
+    assert "per source, by its own domain" in r.output
     data = json.loads((tmp_path / "e.json").read_text())
+    assert sum(v["sources"] for v in data["summary"]["mix"]["source_domains"]["glyph"].values()) == 4  # 2 pairs
     assert set(data["summary"]) >= {"mix", "wild/different-kind"}
     mix = data["summary"]["mix"]
     assert mix["oracle_ibm"]["sdr"]["mean"] > mix["mixture"]["sdr"]["mean"] + 3  # upper bound above lower bound

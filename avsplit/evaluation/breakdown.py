@@ -10,7 +10,9 @@ share split into the right number of tracks, per kind (``different-kind``, ``sam
 ``foreign`` or ``real``). A clip without one (version 1) is of domain ``unknown``. A mixture of
 solos joins its solos' values per axis; its split is the farthest from training of theirs
 (:data:`SPLIT_ORDER`). Every protocol group of the summary gets ``domains``: per axis (``split``
-first: in-domain vs out-of-domain), per value, the items and their mean scores.
+first: in-domain vs out-of-domain), per value, the items and their mean scores. The mix protocol
+also gets ``source_domains``: each source scored by its own domain (a mixture of an emoji and an
+outline glyph says which of the two was separated).
 """
 
 from __future__ import annotations
@@ -108,14 +110,42 @@ def domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
     return out
 
 
+def source_domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
+    """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first), per
+    value of that source's own domain, ``sources`` and the means of its model and mixture SDR and of
+    ``gain`` (model minus mixture). Sources with a non-finite score are left out; ``{}`` when none."""
+    pairs: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for it in items:
+        if it.skipped or not it.source_domains or not {"model", "mixture"} <= set(it.per_source):
+            continue
+        for s, domain in enumerate(it.source_domains):
+            model_sdr, mixture_sdr = it.per_source["model"]["sdr"][s], it.per_source["mixture"]["sdr"][s]
+            if not (np.isfinite(model_sdr) and np.isfinite(mixture_sdr)):
+                continue
+            for axis in ("split",) + DOMAIN_AXES:
+                pairs.setdefault(axis, {}).setdefault(domain.get(axis, UNKNOWN), []).append((model_sdr, mixture_sdr))
+    out: dict[str, dict[str, Any]] = {}
+    for axis, values in pairs.items():
+        out[axis] = {}
+        for value, scores in sorted(values.items()):
+            model_sdr, mixture_sdr = np.array(scores).T
+            out[axis][value] = {"sources": len(scores), "model_sdr": float(model_sdr.mean()),
+                                "mixture_sdr": float(mixture_sdr.mean()), "gain": float((model_sdr - mixture_sdr).mean())}
+    return out
+
+
 def add_breakdowns(summary: dict[str, Any], groups: dict[str, list]) -> None:
-    """Add ``count`` (where counted) and ``domains`` to each protocol group's entry of ``summary``."""
+    """Add ``count`` (where counted), ``domains`` and, for the mix protocol, ``source_domains`` to each
+    protocol group's entry of ``summary``."""
     for key, group in groups.items():
         entry = summary.setdefault(key, {"items": len(group), "scored": 0, "skipped": 0})
         count = count_summary(group)
         if count:
             entry["count"] = count
         entry["domains"] = domain_summary(group)
+        per_source = source_domain_summary(group)
+        if per_source:
+            entry["source_domains"] = per_source
 
 
 def match_tracks(refs: np.ndarray, est: np.ndarray, mix: np.ndarray) -> np.ndarray:
@@ -194,6 +224,22 @@ def print_domain_table(summary: dict[str, Any], by_domain: bool = False) -> None
     for key, axis, value, s in rows:
         table.add_row(key, value if axis == "split" else f"{axis}={value}", *_stat_cells(s))
     console.print(table)
+    sources = source_rows(summary)
+    if by_domain and sources:
+        table = Table(title="per source, by its own domain")
+        for col in ("group", "domain", "sources", "SDR", "mix SDR", "gain"):
+            table.add_column(col, justify="left" if col in ("group", "domain") else "right", overflow="fold")
+        for key, axis, value, s in sources:
+            table.add_row(key, f"{axis}={value}", str(s["sources"]), *(f"{s[k]:.2f}" for k in ("model_sdr", "mixture_sdr", "gain")))
+        console.print(table)
+
+
+def source_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, dict]]:
+    """``(group, axis, value, stats)`` rows of every group's ``source_domains``; an axis whose only
+    value is ``unknown`` is left out."""
+    return [(key, axis, value, s) for key, entry in summary.items()
+            for axis, values in (entry.get("source_domains") or {}).items() if set(values) - {UNKNOWN}
+            for value, s in values.items()]
 
 
 def markdown_lines(summary: dict[str, Any]) -> list[str]:
@@ -209,4 +255,10 @@ def markdown_lines(summary: dict[str, Any]) -> list[str]:
         lines += ["", "## Domains", "", "| group | axis | value | n | SDR | mixture SDR | count | cIoU@0.5 |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {key} | {axis} | {value} | " + " | ".join(_stat_cells(s)) + " |" for key, axis, value, s in drows]
+    srows = source_rows(summary)
+    if srows:
+        lines += ["", "## Sources by their own domain", "", "Each source of a mixture scored by its own domain.", "",
+                  "| group | axis | value | sources | SDR | mixture SDR | gain |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {key} | {axis} | {value} | {s['sources']} | {s['model_sdr']:.2f} | {s['mixture_sdr']:.2f} | "
+                  f"{s['gain']:.2f} |" for key, axis, value, s in srows]
     return lines

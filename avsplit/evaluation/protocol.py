@@ -71,8 +71,9 @@ def evaluate(
         task = progress.add_task("evaluating", total=total, status="")
         for gi, g in enumerate(groups):
             vids = [solos[i] for i in g]
+            domains = [read_domain(v.path) for v in vids]
             item = EvalItem("mix", "+".join(v.id.replace("/", "_") for v in vids), [str(v.path) for v in vids],
-                            [v.category for v in vids], domain=join_domains([read_domain(v.path) for v in vids]))
+                            [v.category for v in vids], domain=join_domains(domains), source_domains=domains)
             try:
                 out = evaluator.mixture([v.path for v in vids], seed=seed * 100_003 + gi)
             except MediaError as exc:

@@ -43,6 +43,7 @@ class EvalItem:
     expected_sources: int = 0  # how many sources the truth has (wild and count items)
     found_sources: int | None = None  # how many the automatic count found (None: not counted)
     domain: dict[str, str] = field(default_factory=dict)  # split and axis -> value (avsplit.evaluation.breakdown)
+    source_domains: list[dict[str, str]] = field(default_factory=list)  # mix: each source's own domain
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"protocol": self.protocol, "name": self.name, "kind": self.kind,
