@@ -89,9 +89,10 @@ def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
              _item("wild", "same-kind", 2, 2, 4.0, foreign), _item("wild", "different-kind", 2, 3, 9.0, train),
              _item("count", "solo", 1, 1, None, train), _item("mix", "", 0, None, 10.0, foreign)]
     mixes = [_item("mix", "", 0, None, 4.0, foreign), _item("mix", "", 0, None, 4.0, foreign)]
-    for it, glyphs, model_sdr in zip(mixes, (("emoji", "outline"), ("emoji", "drawn")), ([9.0, -1.0], [7.0, float("nan")])):
-        it.source_domains = [{**foreign, "glyph": g} for g in glyphs]
-        it.per_source = {"model": {"sdr": model_sdr}, "mixture": {"sdr": [1.0, -1.0]}}
+    for it, glyphs, model_sdr, scored in zip(mixes, (("emoji", "outline"), ("emoji", "drawn")), ([9.0, -1.0], [7.0]), ([0, 1], [0])):
+        it.source_domains = [{**foreign, "glyph": g} for g in glyphs]  # the drawn source's model score is undefined:
+        it.per_source = {"model": {"sdr": model_sdr, "sources": scored},  # it is left out
+                         "mixture": {"sdr": [1.0, -1.0], "sources": [0, 1]}}
     items += mixes
     assert count_summary(items[:3])["right"] == 2 and count_summary(items[5:]) is None
     summary = summarize(items)
@@ -105,7 +106,7 @@ def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
     assert split["foreign"]["model_sdr"]["mean"] == 2.0 and split["train"]["model_sdr"]["mean"] == 6.0
     assert split["foreign"]["count"]["right"] == 1
     assert set(same["domains"]["soundfont"]) == {"TimGM6mb", "OPL3"}
-    by_glyph = summary["mix"]["source_domains"]["glyph"]  # each source by its own glyph; a NaN score left out
+    by_glyph = summary["mix"]["source_domains"]["glyph"]  # each source by its own glyph
     assert by_glyph == {"emoji": {"sources": 2, "model_sdr": 8.0, "mixture_sdr": 1.0, "gain": 7.0},
                         "outline": {"sources": 1, "model_sdr": -1.0, "mixture_sdr": -1.0, "gain": 0.0}}
     assert "source_domains" not in same

@@ -110,17 +110,28 @@ def domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
     return out
 
 
+def source_score(item, method: str, metric: str, source: int) -> float | None:
+    """``metric`` of ``method`` for source ``source`` of ``item``; None where that source was not scored
+    (silent, undefined, or the item skipped)."""
+    scores = item.per_source.get(method, {})
+    try:
+        return scores[metric][scores["sources"].index(source)]
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
 def source_domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
     """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first), per
     value of that source's own domain, ``sources`` and the means of its model and mixture SDR and of
-    ``gain`` (model minus mixture). Sources with a non-finite score are left out; ``{}`` when none."""
+    ``gain`` (model minus mixture). Sources not scored by both (silent, undefined) are left out;
+    ``{}`` when none."""
     pairs: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for it in items:
         if it.skipped or not it.source_domains or not {"model", "mixture"} <= set(it.per_source):
             continue
         for s, domain in enumerate(it.source_domains):
-            model_sdr, mixture_sdr = it.per_source["model"]["sdr"][s], it.per_source["mixture"]["sdr"][s]
-            if not (np.isfinite(model_sdr) and np.isfinite(mixture_sdr)):
+            model_sdr, mixture_sdr = source_score(it, "model", "sdr", s), source_score(it, "mixture", "sdr", s)
+            if model_sdr is None or mixture_sdr is None:
                 continue
             for axis in ("split",) + DOMAIN_AXES:
                 pairs.setdefault(axis, {}).setdefault(domain.get(axis, UNKNOWN), []).append((model_sdr, mixture_sdr))

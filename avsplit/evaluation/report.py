@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from avsplit import io as media
+from avsplit.evaluation.breakdown import source_score
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.localize.colours import apply_colormap
 
@@ -41,7 +42,7 @@ def write_item_report(root: Path, item, out: dict[str, Any], sample_rate: int) -
             Image.fromarray(frame).save(folder / f"frame-{k + 1}.png")
     rows = []
     for k, name in enumerate(names):
-        sdr = item.per_source.get("model", {}).get("sdr", [None] * len(names))[k]
+        sdr = source_score(item, "model", "sdr", k)
         rows.append(
             f"<tr><td>{k + 1}</td><td>{html.escape(name)}<br>{html.escape(str(item.categories[k]))}</td>"
             f"<td><img src='frame-{k + 1}.png' height=96></td>"

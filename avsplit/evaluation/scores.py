@@ -33,7 +33,7 @@ class EvalItem:
     videos: list[str]
     categories: list[str | None]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metric -> mean over sources
-    per_source: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    per_source: dict[str, dict[str, list]] = field(default_factory=dict)  # method -> metric -> per scored source; "sources": their indices
     silent: list[int] = field(default_factory=list)
     undefined: dict[str, list[int]] = field(default_factory=dict)  # method -> sources with non-finite scores
     skipped: str | None = None
@@ -82,7 +82,7 @@ def score(item: EvalItem, reference: np.ndarray, mix: np.ndarray, estimates: dic
             return
         item.silent = s.silent
         item.scores[method] = s.mean()
-        item.per_source[method] = {"sdr": s.sdr, "sir": s.sir, "sar": s.sar, "nsdr": s.nsdr}
+        item.per_source[method] = {"sdr": s.sdr, "sir": s.sir, "sar": s.sar, "nsdr": s.nsdr, "sources": s.sources}
 
 
 def summarize(items: Sequence[EvalItem]) -> dict[str, Any]:
