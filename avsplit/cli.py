@@ -214,6 +214,7 @@ def train(
     timbre_db: Optional[float] = typer.Option(None, "--timbre-db", min=0.0, help="Random equaliser per source, band gains up to +-DB (0: off), so the model hears other synthesizers' timbres."),
     picture_variety: Optional[bool] = typer.Option(None, "--picture-variety/--no-picture-variety", help="Crops that follow the motion, grey and channel-swapped clips (for varied pictures)."),
     composite: Optional[float] = typer.Option(None, "--composite", min=0.0, max=1.0, help="Share of two-source examples shown side by side in one picture, each source pooled over its half (teaches duets)."),
+    equal_level: Optional[bool] = typer.Option(None, "--equal-level/--no-equal-level", help="Bring the mixed sources to the same level before their random gain (for clips recorded at levels far apart)."),
     temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
     refiner: Optional[int] = typer.Option(None, "--refiner", min=0, help="Channels of a mask refiner that corrects all sources' masks together (0: none), e.g. 16 with --freeze base."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Comma-separated parts kept fixed while fine-tuning from --init: frame, sound, motion, or base (all but the refiner)."),
@@ -231,7 +232,7 @@ def train(
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db, picture_variety=picture_variety,
-                                              composite=composite).items() if v is not None}
+                                              composite=composite, equal_level=equal_level).items() if v is not None}
     if freeze:
         train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())
     if curriculum_stages and curriculum is None:

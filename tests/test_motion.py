@@ -312,3 +312,31 @@ def test_film_head_trains_separates_and_refuses_pixel_maps(motion_set, tmp_path)
     assert r.exit_code == 0, r.output
     r = _invoke("localize", duet, "-o", tmp_path / "loc", "-w", run / "last.safetensors", "-q")
     assert r.exit_code != 0 and "FiLM head" in r.output and "--method onsets" in r.output
+
+
+def test_equal_level_brings_sources_to_one_level(motion_set):
+    from avsplit.data.mixing import MIN_WINDOW_RMS, equalising_factors
+
+    quiet, loud, silent = np.full(100, 0.01, np.float32), np.full(100, 0.4, np.float32), np.zeros(100, np.float32)
+    factors = equalising_factors([quiet, loud, silent])
+    assert factors[2] == 1.0 and np.isclose(factors[0] * 0.01, factors[1] * 0.4, rtol=1e-5)
+    assert np.isclose(factors[0] * 0.01, np.sqrt(0.01 * 0.4), rtol=1e-5)  # the geometric mean of the loud ones
+    cfg = preset("tiny-motion")
+    items = scan_videos(motion_set / "data" / "solos")
+    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                  extras=cache_extras(cfg)).build(items).ready)
+    for video, level in zip(videos, (1.0, 0.03)):  # clips recorded 30 dB apart
+        video.audio_window = lambda start, length, read=video.audio_window, level=level: read(start, length) * np.float32(level)
+    plain = MixSampler(videos, cfg, seed=5, augment=NO_AUGMENT)
+    equal = MixSampler(videos, cfg, seed=5, augment=dataclasses.replace(NO_AUGMENT, equal_level=True))
+    apart = 0
+    for index in range(8):
+        a, b = plain.example(index), equal.example(index)
+        assert a.videos == b.videos and a.starts == b.starts  # only the levels change
+        np.testing.assert_array_equal(a.frames, b.frames)
+        rms = np.sqrt(np.mean(b.audio.astype(np.float64) ** 2, axis=1))
+        if (np.sqrt(np.mean(a.audio.astype(np.float64) ** 2, axis=1)) >= MIN_WINDOW_RMS).all():
+            assert np.allclose(rms, rms[0], rtol=1e-3)
+            before = np.sqrt(np.mean(a.audio.astype(np.float64) ** 2, axis=1))
+            apart += before.max() / before.min() > 3
+    assert apart > 0  # some examples were far apart before

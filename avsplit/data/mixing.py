@@ -76,6 +76,11 @@ class Augment:
     """Probability that a two-source example shows both sources in one picture, side by side, each
     source's vector pooled over its own half (:func:`side_by_side`): two players in one frame must
     then give two different vectors, as separating a duet needs."""
+    equal_level: bool = False
+    """Bring every source of an example to the same RMS (the geometric mean of theirs) before its
+    random gain, so that sources differ in level by at most ``2 * gain_db``: clips recorded at levels
+    far apart (varied data spans 30 dB) otherwise make examples where one source fills every bin of
+    the ideal mask and the other none, which teaches loudness, not which picture sounds."""
 
 
 NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
@@ -154,6 +159,17 @@ def side_by_side(frames: list[np.ndarray], flows: list, rng: np.random.Generator
     return both, None if flow is None else np.stack([flow, flow]), regions
 
 
+def equalising_factors(waves: Sequence[np.ndarray]) -> list[float]:
+    """Factors that bring each wave ``(samples,)`` to the geometric mean RMS of the waves (those
+    quieter than ``MIN_WINDOW_RMS`` are left as they are and do not count in the mean)."""
+    rms = [float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves]
+    loud = [r for r in rms if r >= MIN_WINDOW_RMS]
+    if not loud:
+        return [1.0] * len(waves)
+    target = float(np.exp(np.mean(np.log(loud))))
+    return [target / r if r >= MIN_WINDOW_RMS else 1.0 for r in rms]
+
+
 class MixSampler:
     """Deterministic mix-and-separate examples from cached videos.
 
@@ -190,13 +206,17 @@ class MixSampler:
         chosen = self._choose_videos(rng)
         composite = self.num_mix == 2 and self.augment.composite > 0 and rng.random() < self.augment.composite
         width = self.config.video.crop_size // 2 if composite else None
-        audio, frames, starts, flows = [], [], [], []
+        audio, frames, starts, flows, gains = [], [], [], [], []
         for v in chosen:
-            wave, clip_frames, start, flow = self._clip(self.videos[v], rng, width)
+            wave, clip_frames, start, flow, gain = self._clip(self.videos[v], rng, width)
             audio.append(wave)
             frames.append(clip_frames)
             starts.append(start)
             flows.append(flow)
+            gains.append(gain)
+        if self.augment.equal_level:
+            gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
+        audio = [(wave * np.float32(g)).astype(np.float32) for wave, g in zip(audio, gains)]
         if composite:
             pictures, flow, regions = side_by_side(frames, flows, rng)
             return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
@@ -225,8 +245,9 @@ class MixSampler:
         return chosen
 
     def _clip(self, video: CachedVideo, rng: np.random.Generator,
-              width: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
-        """A source's window: audio ``(samples,)``, frames ``(F, crop, width or crop, 3)``, start, flow."""
+              width: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None, float]:
+        """A source's window: audio ``(samples,)`` before its random gain, frames ``(F, crop, width or
+        crop, 3)``, start, flow, and the gain (a factor)."""
         cfg = self.config
         length = cfg.audio.clip_samples
         total = video.num_samples
@@ -241,7 +262,7 @@ class MixSampler:
         if self.augment.timbre_db > 0:
             wave = random_timbre(wave, self.config.audio.sample_rate, self.augment.timbre_db, rng)
         gain_db = rng.uniform(-self.augment.gain_db, self.augment.gain_db) if self.augment.gain_db else 0.0
-        wave = wave * np.float32(10.0 ** (gain_db / 20.0))
+        gain = float(10.0 ** (gain_db / 20.0))
         rate = cfg.audio.sample_rate
         t0, t1 = start / rate, (start + length) / rate
         flow = None
@@ -253,7 +274,7 @@ class MixSampler:
             flow = window_flow(video.array("flow"), dense)
         frames = np.asarray(video.frames[idx])  # (F, H, W, 3), a copy out of the memmap
         frames, flow = self._augment_frames(frames, rng, flow, width)
-        return wave.astype(np.float32), frames, start, flow
+        return wave.astype(np.float32), frames, start, flow, gain
 
     def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator, flow: np.ndarray | None = None,
                         width: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:

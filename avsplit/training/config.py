@@ -42,6 +42,9 @@ class TrainConfig:
     composite: float = 0.0
     """Share of two-source examples shown as one picture with both sources side by side, each
     source's vector pooled over its own half (:func:`avsplit.data.mixing.side_by_side`)."""
+    equal_level: bool = False
+    """Sources of an example brought to the same RMS before their random gain
+    (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""
