@@ -334,9 +334,8 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
         a, b = plain.example(index), equal.example(index)
         assert a.videos == b.videos and a.starts == b.starts  # only the levels change
         np.testing.assert_array_equal(a.frames, b.frames)
-        rms = np.sqrt(np.mean(b.audio.astype(np.float64) ** 2, axis=1))
-        if (np.sqrt(np.mean(a.audio.astype(np.float64) ** 2, axis=1)) >= MIN_WINDOW_RMS).all():
+        before, rms = (np.sqrt(np.mean(x.audio.astype(np.float64) ** 2, axis=1)) for x in (a, b))
+        if (before >= MIN_WINDOW_RMS).all():
             assert np.allclose(rms, rms[0], rtol=1e-3)
-            before = np.sqrt(np.mean(a.audio.astype(np.float64) ** 2, axis=1))
             apart += before.max() / before.min() > 3
     assert apart > 0  # some examples were far apart before

@@ -216,7 +216,7 @@ class MixSampler:
             gains.append(gain)
         if self.augment.equal_level:
             gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
-        audio = [(wave * np.float32(g)).astype(np.float32) for wave, g in zip(audio, gains)]
+        audio = [wave * np.float32(g) for wave, g in zip(audio, gains)]  # float32 waves stay float32
         if composite:
             pictures, flow, regions = side_by_side(frames, flows, rng)
             return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
