@@ -195,6 +195,7 @@ def separate(
     channels: str = "input",
     overwrite: bool = False,
     batch: int = 4,
+    zoom: bool = False,
 ) -> BatchSummary:
     """Separate videos into per-source tracks (see :mod:`avsplit.inference`).
 
@@ -202,7 +203,9 @@ def separate(
     ``mix``, the inputs are solo videos whose sounds are mixed and separated back into
     ``OUT/<A>+<B>/``. A file that fails gets one error line and the batch goes on. Tracks are
     full band at ``sample_rate`` (default: the input's own) with the input's channels
-    (``channels="input"``) or mixed down to one (``"mono"``).
+    (``channels="input"``) or mixed down to one (``"mono"``). ``zoom``: each source seen closer, its
+    frames cut around its region (with ``mix``, around where each video's motion follows its sound)
+    and scaled up (:mod:`avsplit.inference.zoom`).
     """
     from avsplit.errors import ConfigError
 
@@ -214,7 +217,7 @@ def separate(
     with _video_batch(inputs, out) as (videos, summary):
         _separate_batch(videos, Path(out), summary, mix=mix, weights=weights, flow_backend=flow_backend, device=device,
                         jobs=jobs, sources=sources, grid=grid, boxes=boxes, overlap=overlap, fmt=fmt,
-                        sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch)
+                        sample_rate=sample_rate, mono=channels == "mono", overwrite=overwrite, batch=batch, zoom=zoom)
     return summary
 
 
@@ -235,7 +238,8 @@ def _check_separate_options(sources: int | None, overlap: float, channels: str, 
 def separate_arrays(audio, sample_rate: int, frames, fps: float, *, weights: str | Path | None = None,
                     flow_backend: str | None = None, device: str | None = None, sources: int | None = None,
                     grid: tuple[int, int] | None = None, boxes: Sequence[Sequence[float]] | None = None,
-                    overlap: float = 0.25, out_rate: int | None = None, channels: str = "input", batch: int = 4):
+                    overlap: float = 0.25, out_rate: int | None = None, channels: str = "input", batch: int = 4,
+                    zoom: bool = False):
     """Separate a video given as arrays, in memory: sound ``(channels, samples)`` at ``sample_rate`` and
     uint8 RGB frames ``(T, H, W, 3)`` at ``fps`` (options as :func:`separate`'s; ``out_rate``: its ``--sr``).
 
@@ -248,12 +252,12 @@ def separate_arrays(audio, sample_rate: int, frames, fps: float, *, weights: str
     _check_separate_options(sources, overlap, channels, out_rate)
     model, _, _ = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
-    return separate_in_memory(engine, audio, sample_rate, frames, fps, regions=RegionSpec(sources, grid, boxes),
+    return separate_in_memory(engine, audio, sample_rate, frames, fps, regions=RegionSpec(sources, grid, boxes, zoom),
                               overlap=overlap, out_rate=out_rate, mono=channels == "mono")
 
 
 def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, flow_backend, device, jobs, sources, grid,
-                    boxes, overlap, fmt, sample_rate, mono, overwrite, batch) -> None:
+                    boxes, overlap, fmt, sample_rate, mono, overwrite, batch, zoom) -> None:
     """The work of :func:`separate` once its inputs are known to exist."""
     from avsplit import io as media
     from avsplit.console import error_line, make_progress
@@ -262,12 +266,14 @@ def _separate_batch(videos, out: Path, summary: BatchSummary, *, mix, weights, f
     model, meta, path = load_model(weights, device, flow_backend)
     engine = SeparationEngine(model, next(model.parameters()).device, batch=batch)
     if mix:
+        from avsplit.localize.sounding import sounding_box
+
         with media.isolated_decoding():
             result = separate_mix(videos, out, engine, overlap=overlap, fmt=fmt, sample_rate=sample_rate, mono=mono,
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, zoom_boxes=[sounding_box(v) for v in videos] if zoom else None)
         (summary.skipped if result.skipped else summary.done).append(result.folder)
         return
-    spec = RegionSpec(num_sources=sources, grid=grid, boxes=boxes)
+    spec = RegionSpec(num_sources=sources, grid=grid, boxes=boxes, zoom=zoom)
     with make_progress() as progress, media.isolated_decoding():
         task = progress.add_task("separating", total=len(videos), status="")
         for video, result, error in separate_videos(videos, out, engine, regions=spec, overlap=overlap, fmt=fmt,
@@ -300,6 +306,7 @@ def evaluate(
     show: bool = True,
     count: str = "auto",
     by_domain: bool = False,
+    zoom: bool = False,
 ):
     """Deterministic mix-and-separate (and in-the-wild, where truth exists) evaluation.
 
@@ -318,10 +325,11 @@ def evaluate(
     items, summary = run_evaluation(
         data, model, device_t, pairs=pairs, num_mix=num_mix, seed=seed, same_category=same_category, wild=wild,
         localization=localization, weights_name=str(path), report_dir=Path(report_dir) if report_dir else None,
-        count=count,
+        count=count, zoom=zoom,
     )
     info = {"weights": str(path), "data": str(data), "seed": seed, "pairs": pairs, "num_mix": num_mix,
-            "same_category": same_category, "preset": model.config.preset, "count": count}
+            "same_category": same_category, "preset": model.config.preset, "count": count,
+            "zoom": zoom}
     if show:
         print_table(summary)
         print_count_table(summary)

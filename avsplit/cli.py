@@ -169,6 +169,7 @@ def separate(
     channels: str = typer.Option("input", "--channels", help="input (the video's own channel layout) or mono."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos whose outputs exist (otherwise they are skipped)."),
     batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),
+    zoom: bool = typer.Option(False, "--zoom", help="See each source closer: its frames cut around its region (with --mix, around where each video's motion follows its sound) and scaled up."),
     device: Optional[str] = DeviceOpt,
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -182,7 +183,7 @@ def separate(
     summary = _run(
         api.separate, inputs, out, mix=mix, weights=weights, flow_backend=flow_backend, device=device, jobs=jobs, sources=sources,
         grid=_grid(grid), boxes=boxes, overlap=overlap, fmt=fmt, sample_rate=sr, channels=channels, overwrite=overwrite,
-        batch=batch,
+        batch=batch, zoom=zoom,
     )
     _report_batch(summary, "separated", out)
 
@@ -215,6 +216,7 @@ def train(
     picture_variety: Optional[bool] = typer.Option(None, "--picture-variety/--no-picture-variety", help="Crops that follow the motion, grey and channel-swapped clips (for varied pictures)."),
     composite: Optional[float] = typer.Option(None, "--composite", min=0.0, max=1.0, help="Share of two-source examples shown side by side in one picture, each source pooled over its half (teaches duets)."),
     equal_level: Optional[bool] = typer.Option(None, "--equal-level/--no-equal-level", help="Bring the mixed sources to the same level before their random gain (for clips recorded at levels far apart)."),
+    zoom: Optional[float] = typer.Option(None, "--zoom", min=1.0, help="Half the crops cut from a part of the frame up to this many times smaller and scaled up (players drawn small are also seen large; 1: off)."),
     temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
     refiner: Optional[int] = typer.Option(None, "--refiner", min=0, help="Channels of a mask refiner that corrects all sources' masks together (0: none), e.g. 16 with --freeze base."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Comma-separated parts kept fixed while fine-tuning from --init: frame, sound, motion, or base (all but the refiner)."),
@@ -232,7 +234,7 @@ def train(
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db, picture_variety=picture_variety,
-                                              composite=composite, equal_level=equal_level).items() if v is not None}
+                                              composite=composite, equal_level=equal_level, zoom=zoom).items() if v is not None}
     if freeze:
         train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())
     if curriculum_stages and curriculum is None:
@@ -269,6 +271,7 @@ def evaluate(
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for an HTML page per mixture (audio, spectrograms, masks, frames)."),
     count: str = typer.Option("auto", "--count", help="Wild videos: auto (as many tracks as `separate` finds; count accuracy scored, a duet left as one track scored as the mixture) or truth (as many as the truth has)."),
     by_domain: bool = typer.Option(False, "--by-domain", help="Print the scores per value of every domain axis (always in --json/--markdown)."),
+    zoom: bool = typer.Option(False, "--zoom", help="Sources seen closer, as `separate --zoom` and `separate --mix --zoom` see them."),
     device: Optional[str] = DeviceOpt,
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
@@ -279,7 +282,7 @@ def evaluate(
     configure(quiet, verbose)
     _run(api.evaluate, data, weights=weights, flow_backend=flow_backend, device=device, pairs=pairs, num_mix=num_mix, seed=seed,
          same_category=same_category, wild=wild, localization=localization, json_path=json_path, csv_path=csv_path, markdown_path=markdown,
-         report_dir=report, show=str(json_path) != "-", count=count, by_domain=by_domain)
+         report_dir=report, show=str(json_path) != "-", count=count, by_domain=by_domain, zoom=zoom)
 
 
 @app.command()

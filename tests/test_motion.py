@@ -339,3 +339,35 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
             assert np.allclose(rms, rms[0], rtol=1e-3)
             apart += before.max() / before.min() > 3
     assert apart > 0  # some examples were far apart before
+
+
+def test_zoomed_crops_scale_frames_and_flow_together(motion_set):
+    from avsplit.data.motion import resize_clip
+
+    frames = np.zeros((2, 8, 12, 3), np.uint8)
+    flow = np.zeros((1, 4, 6, 2), np.float16)
+    flow[..., 0], flow[..., 1] = 1.0, -0.5
+    big, big_flow = resize_clip(frames, flow, (16, 16), 2)
+    assert big.shape == (2, 16, 16, 3) and big.dtype == np.uint8 and big_flow.shape == (1, 8, 8, 2)
+    np.testing.assert_allclose(big_flow[..., 0], 16 / 12, rtol=1e-3)  # a displacement stretches with its axis
+    np.testing.assert_allclose(big_flow[..., 1], -0.5 * 16 / 8, rtol=1e-3)
+
+    cfg = preset("tiny-motion")
+    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                  extras=cache_extras(cfg)).build(scan_videos(motion_set / "data" / "solos")).ready)
+    augment = dataclasses.replace(NO_AUGMENT, crop=True, zoom=3.0)
+    sampler = MixSampler(videos, cfg, seed=2, augment=augment)
+    crop, (h, w) = cfg.video.crop_size, (96, 128)
+    ys, xs = np.mgrid[0:h, 0:w]
+    coded = np.broadcast_to(np.stack([xs, ys, np.zeros_like(xs)], -1).astype(np.uint8), (2, h, w, 3)).copy()  # pixel = its (x, y)
+    uniform = np.zeros((3, h // 2, w // 2, 2), np.float16)
+    uniform[..., 0] = 1.0
+    zooms = []
+    for seed in range(12):
+        out, out_flow = sampler._augment_frames(coded, np.random.default_rng(seed), uniform.copy())
+        assert out.shape == (2, crop, crop, 3) and out_flow.shape == (3, crop // 2, crop // 2, 2)
+        span = int(out[0, 0, -1, 0]) - int(out[0, 0, 0, 0]) + 1  # columns of the frame the crop was cut from
+        zoom = crop / span
+        np.testing.assert_allclose(out_flow[..., 0].astype(np.float32).mean(), zoom, rtol=0.1)
+        zooms.append(zoom)
+    assert min(zooms) == pytest.approx(1.0, abs=0.02) and 1.3 < max(zooms) <= 3.0 * 1.1  # half the clips zoomed, up to 3x

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from avsplit.data.entry import CachedVideo
-from avsplit.data.motion import crop_flip_flow, window_flow
+from avsplit.data.motion import crop_flip_flow, resize_clip, window_flow
 from avsplit.models.config import ModelConfig
 
 #: Windows quieter than this RMS are re-drawn (a few times) when sampling.
@@ -76,6 +76,10 @@ class Augment:
     """Probability that a two-source example shows both sources in one picture, side by side, each
     source's vector pooled over its own half (:func:`side_by_side`): two players in one frame must
     then give two different vectors, as separating a duet needs."""
+    zoom: float = 1.0
+    """Largest zoom of a clip's crop: half the clips are cut from a smaller part of the frame (side
+    ``crop_size / z``, ``z`` log-uniform in ``[1, zoom]``, chosen like any crop) and scaled up to
+    ``crop_size``, so that players drawn small in a wide frame are also seen large; 1: off."""
     equal_level: bool = False
     """Bring every source of an example to the same RMS (the geometric mean of theirs) before its
     random gain, so that sources differ in level by at most ``2 * gain_db``: clips recorded at levels
@@ -291,16 +295,21 @@ class MixSampler:
                 fh, fw = pad_h // 2 // scale, pad_w // 2 // scale
                 flow = np.pad(flow, ((0, 0), (fh, fh), (fw, fw), (0, 0)), mode="constant")
             _, h, w, _ = frames.shape
+        cut_h, cut_w = self._zoomed_size(size, size_w, scale, rng)
         if self.augment.crop:
-            y, x = choose_crop(h, w, (size, size_w), scale, self.augment.crop_candidates, rng, flow)
+            y, x = choose_crop(h, w, (cut_h, cut_w), scale, self.augment.crop_candidates, rng, flow)
         else:
             y, x = (h - size) // 2 // scale * scale, (w - size_w) // 2 // scale * scale
-        frames = frames[:, y : y + size, x : x + size_w]
+        frames = frames[:, y : y + cut_h, x : x + cut_w]
         flip = bool(self.augment.flip and rng.random() < 0.5)
         if flip:
             frames = frames[:, :, ::-1]
         if flow is not None:
-            flow = crop_flip_flow(flow, y, x, (size, size_w), flip, scale).astype(np.float16)
+            flow = crop_flip_flow(flow, y, x, (cut_h, cut_w), flip, scale)
+        if (cut_h, cut_w) != (size, size_w):
+            frames, flow = resize_clip(np.ascontiguousarray(frames), flow, (size, size_w), scale)
+        if flow is not None:
+            flow = flow.astype(np.float16)
         if self.augment.colour > 0:
             c = self.augment.colour
             brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)
@@ -312,6 +321,15 @@ class MixSampler:
             f = f * brightness
             frames = np.clip(f, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(self._recolour(frames, rng)), flow
+
+    def _zoomed_size(self, size: int, size_w: int, scale: int, rng: np.random.Generator) -> tuple[int, int]:
+        """``(height, width)`` of the part of the frame a clip's crop is cut from: ``(size, size_w)``, or
+        with ``Augment.zoom`` (half the clips, and only with random crops) that divided by a random zoom,
+        in multiples of ``scale``."""
+        if self.augment.zoom <= 1.0 or not self.augment.crop or rng.random() < 0.5:
+            return size, size_w
+        z = float(np.exp(rng.uniform(0.0, np.log(self.augment.zoom))))
+        return tuple(max(2 * scale, int(round(s / z / scale)) * scale) for s in (size, size_w))
 
     def _recolour(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``(F, H, W, 3)`` uint8 frames, turned grey or with permuted channels (:class:`Augment`)."""

@@ -71,3 +71,21 @@ def crop_flip_flow(flow: np.ndarray, y: int, x: int, size, flip: bool, scale: in
         f = f[:, :, ::-1].copy()
         f[..., 0] *= -1
     return np.ascontiguousarray(f)
+
+
+def resize_clip(frames: np.ndarray, flow: np.ndarray | None, size: tuple[int, int],
+                scale: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale a cropped clip to ``size`` ``(height, width)`` pixels: frames ``(F, h, w, 3)`` uint8 (bilinear)
+    and its flow ``(steps, h / scale, w / scale, 2)`` (bilinear, each displacement stretched by the
+    same factor as its axis), or ``None``."""
+    import cv2
+
+    height, width = size
+    _, h, w, _ = frames.shape
+    frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames])
+    if flow is not None:
+        fh, fw = height // scale, width // scale
+        stretch = np.array([width / w, height / h], np.float32)  # (dx, dy)
+        flow = np.stack([cv2.resize(np.asarray(f, np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR) for f in flow])
+        flow = flow * stretch
+    return frames, flow

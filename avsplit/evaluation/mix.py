@@ -15,6 +15,7 @@ from avsplit.dsp.chunking import centred_times
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask
 from avsplit.evaluation.scores import WINDOW_TRIES
 from avsplit.inference import Heard, SeparationEngine
+from avsplit.localize.sounding import sounding_box
 from avsplit.scan import VideoItem
 
 
@@ -42,9 +43,13 @@ def draw_mixtures(items: Sequence[VideoItem], pairs: int, num_mix: int, seed: in
 class Evaluator:
     """The ``mix`` protocol on a :class:`~avsplit.inference.SeparationEngine`."""
 
-    def __init__(self, engine: SeparationEngine):
+    def __init__(self, engine: SeparationEngine, zoom: bool = False):
         self.engine = engine
         self.cfg = engine.model.config
+        self.zoom = zoom
+        """Each solo seen closer: its frames zoomed onto where its motion follows its sound
+        (:func:`avsplit.localize.sounding.sounding_box`), as ``separate --mix --zoom`` does."""
+        self._boxes: dict[Path, list[float] | None] = {}
 
     # ------------------------------------------------------------------ mix protocol
     def _solo_clip(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +85,24 @@ class Evaluator:
         mix = refs.sum(0)
         engine = self.engine
         heard = engine.hear(mix[None])
-        vectors = torch.cat([engine.vectors(engine.see(frames[None])) for _, frames in clips], dim=1)  # (1, N, [steps,] K)
+        vectors = torch.cat([self._vectors(path, frames) for path, (_, frames) in zip(paths, clips)], dim=1)  # (1, N, [steps,] K)
         masks = engine.masks(heard, vectors)
         est = engine.resynthesize(heard, masks, mix.shape[0])[0]
         return {"reference": refs, "mix": mix, "model": est, "mixture": np.stack([mix] * len(paths)),
                 **self._oracles(refs, heard),
                 "frames": np.stack([c[1][len(c[1]) // 2] for c in clips]) if all(c[1].shape == clips[0][1].shape for c in clips) else None,
                 "masks": masks[0].cpu().numpy(), "warped_mix": heard.warped[0, 0].cpu().numpy()}
+
+    def _vectors(self, path: Path, frames: np.ndarray) -> torch.Tensor:
+        """A solo's visual vector ``(1, 1, [steps,] K)`` from its frames ``(F, H, W, 3)``: the whole picture,
+        or with :attr:`zoom` the part around its sounding box (the whole picture when it has none)."""
+        if self.zoom and path not in self._boxes:
+            self._boxes[path] = sounding_box(path)
+        box = self._boxes.get(path)
+        if box is None:
+            return self.engine.vectors(self.engine.see(frames[None]))
+        info = media.probe(path)
+        return self.engine.zoomed_vectors(frames[None], [box], (info.width, info.height))
 
     def _oracles(self, refs: np.ndarray, heard: Heard) -> dict[str, np.ndarray]:
         """The oracle ideal binary and ratio masks of the references ``(N, S)`` in the mixture ``heard``,

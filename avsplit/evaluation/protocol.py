@@ -46,12 +46,13 @@ def evaluate(
     weights_name: str = "",
     report_dir: Path | None = None,
     count: str = "auto",
+    zoom: bool = False,
 ) -> tuple[list[EvalItem], dict[str, Any]]:
     """Run both protocols over ``data``; returns the items and the summary.
 
     ``count``: ``auto`` (wild videos are split into as many tracks as ``separate`` finds, and the
     mixed solos that have a truth file are counted too) or ``truth`` (as many as the truth says;
-    no count is scored)."""
+    no count is scored). ``zoom``: sources seen closer, as ``separate --zoom`` does."""
     if count not in ("auto", "truth"):
         raise AvsplitError(f"unknown count {count!r}", fix="use auto or truth")
 
@@ -60,7 +61,7 @@ def evaluate(
     multis = [it for it in items_all if _is_multi_source(it.path)] if wild else []
     # The mix protocol runs the weights as loaded (as its published scores were measured); the
     # engine of the other protocols then stores them channels-last (faster, equal to ~1e-7).
-    evaluator = Evaluator(SeparationEngine(model, device, channels_last=False))
+    evaluator = Evaluator(SeparationEngine(model, device, channels_last=False), zoom)
     results: list[EvalItem] = []
     groups = draw_mixtures(solos, pairs, num_mix, seed, same_category) if len(solos) >= num_mix else []
     if len(solos) < num_mix and not multis:
@@ -95,6 +96,6 @@ def evaluate(
                 results.append(count_solo(it, engine))
                 progress.advance(task)
             for it in multis:
-                results.append(evaluate_wild(it, engine, localization, count == "auto"))
+                results.append(evaluate_wild(it, engine, localization, count == "auto", zoom))
                 progress.advance(task)
     return results, summarize(results)

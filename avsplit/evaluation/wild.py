@@ -33,7 +33,7 @@ def count_solo(it: VideoItem, engine) -> EvalItem:
     return item
 
 
-def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: bool = True) -> EvalItem:
+def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: bool = True, zoom: bool = False) -> EvalItem:
     """A video with truth beside it separated as ``separate`` does (into as many tracks as it finds, or
     as the truth has), in memory, once: scored at the model's rate (method ``model``, the paper's
     protocol) and full band at the truth's rate (``model_fullband``), and its maps scored."""
@@ -46,7 +46,7 @@ def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: 
     rate = engine.model.config.audio.sample_rate
     try:
         waves = [media.read_audio_file(it.path.with_name(s["audio"])) for s in sources]
-        at_model_rate, full_band = _separate(engine, it.path, waves[0][1], None if auto_count else len(sources))
+        at_model_rate, full_band = _separate(engine, it.path, waves[0][1], None if auto_count else len(sources), zoom)
         if auto_count:
             item.found_sources = len(at_model_rate.regions)
         mix = media.read_audio(it.path, rate)
@@ -69,7 +69,7 @@ def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: 
     return item
 
 
-def _separate(engine, video: Path, full_rate: int, num_sources: int | None) -> tuple[Separated, Separated]:
+def _separate(engine, video: Path, full_rate: int, num_sources: int | None, zoom: bool = False) -> tuple[Separated, Separated]:
     """``video`` separated into ``num_sources`` tracks (None: as many as it finds), mono, at the model's
     rate and full band at ``full_rate``: one pass of the model for both.
 
@@ -78,10 +78,10 @@ def _separate(engine, video: Path, full_rate: int, num_sources: int | None) -> t
     found N did (when one of its groups came out empty); then the video is separated again for them."""
     stream = WindowStream(video, engine.model, 0.25, out_rate=engine.model.config.audio.sample_rate, mono=True)
     full = WindowStream(video, engine.model, 0.25, out_rate=full_rate, mono=True)
-    at_model_rate, full_band = separate_stream(engine, stream, RegionSpec(num_sources), more=[full])
+    at_model_rate, full_band = separate_stream(engine, stream, RegionSpec(num_sources, zoom=zoom), more=[full])
     tracks = at_model_rate.regions
     if num_sources != len(tracks) and not _same_cells(find_regions(engine, at_model_rate.discovery, len(tracks)), tracks):
-        full_band = separate_stream(engine, full, RegionSpec(len(tracks)))[0]
+        full_band = separate_stream(engine, full, RegionSpec(len(tracks), zoom=zoom))[0]
     return at_model_rate, full_band
 
 

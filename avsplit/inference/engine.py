@@ -17,6 +17,7 @@ import torch
 from avsplit.dsp import fullband
 from avsplit.dsp.camera import remove_camera_motion
 from avsplit.inference.regions import Region
+from avsplit.inference.zoom import zoom_frames
 from avsplit.models import AVSeparator, use_channels_last
 from avsplit.models.appearance import normalize_frames
 from avsplit.models.separator import EncodedAudio
@@ -51,6 +52,10 @@ class Seen:
 
     def __getitem__(self, index: slice) -> "Seen":
         return Seen(self.raw[index], None if self.flow is None else self.flow[index], self.appearance[index])
+
+
+#: A box at least this share of the picture's width and height is the whole picture (:meth:`SeparationEngine.zoomed_vectors`).
+WHOLE_PICTURE = 0.9
 
 
 class SeparationEngine:
@@ -95,6 +100,18 @@ class SeparationEngine:
         if regions is None:
             return self.model.pool(seen.raw).unsqueeze(1)
         return torch.stack([self.model.pool(seen.raw, torch.from_numpy(r.cells).to(seen.raw.device)) for r in regions], dim=1)
+
+    @torch.no_grad()
+    def zoomed_vectors(self, frames: np.ndarray, boxes: Sequence[Sequence[float]], video_size: tuple[int, int]) -> torch.Tensor:
+        """uint8 frames ``(B, frames_per_window, H, W, 3)`` -> one vector per box ``(B, R, K)`` (motion
+        models: ``(B, R, steps, K)``), each from the frames zoomed onto that box (video pixels;
+        :mod:`avsplit.inference.zoom`) and pooled over the whole crop. A box covering nearly the whole
+        picture (:data:`WHOLE_PICTURE` of both sides) is seen whole instead."""
+        vectors = []
+        for box in boxes:
+            whole = (box[2] - box[0]) >= WHOLE_PICTURE * video_size[0] and (box[3] - box[1]) >= WHOLE_PICTURE * video_size[1]
+            vectors.append(self.vectors(self.see(frames if whole else zoom_frames(frames, box, video_size))))
+        return torch.cat(vectors, dim=1)
 
     @torch.no_grad()
     def masks(self, heard: Heard, vectors: torch.Tensor, shared: bool = True) -> torch.Tensor:

@@ -30,6 +30,8 @@ class RegionSpec:
     num_sources: int | None = None
     grid: tuple[int, int] | None = None
     boxes: Sequence[Sequence[float]] | None = None
+    zoom: bool = False
+    """Each source's vector from its frames zoomed onto its region's box (:mod:`avsplit.inference.zoom`)."""
 
     @property
     def method(self) -> str:
@@ -55,6 +57,8 @@ class VideoJob:
     outputs: list[Output]
     discovery: Discovery | None = None
     known: dict[int, tuple[Heard, Seen]] = field(default_factory=dict)
+    zoom_size: tuple[int, int] | None = None
+    """The video's size ``(W, H)`` when its sources are seen zoomed onto their boxes (``RegionSpec.zoom``)."""
 
     def abort(self) -> None:
         for out in self.outputs:
@@ -65,16 +69,18 @@ def start_job(engine: SeparationEngine, msg: VideoStart, spec: RegionSpec, path:
     """A video's job with its regions (given, or found on its discovery windows), its outputs not yet
     made (the caller's: writers to files or to memory)."""
     video_size = (msg.info.width, msg.info.height)
+    zoom_size = video_size if spec.zoom else None
     if spec.boxes:
-        return VideoJob(box_regions(spec.boxes, engine.grid_shape(msg.frame_size), video_size), [])
+        return VideoJob(box_regions(spec.boxes, engine.grid_shape(msg.frame_size), video_size), [], zoom_size=zoom_size)
     if spec.grid:
         grid_shape = engine.grid_shape(msg.frame_size)
-        return VideoJob(grid_regions(spec.grid[0], spec.grid[1], grid_shape, msg.frame_size, video_size), [])
+        return VideoJob(grid_regions(spec.grid[0], spec.grid[1], grid_shape, msg.frame_size, video_size), [],
+                        zoom_size=zoom_size)
     audio, frames = msg.discovery
     found = discover(engine, audio, frames, video_size, path)
     known = {msg.windows[i].start: (found.heard[w : w + 1], found.seen[w : w + 1])
              for w, i in enumerate(discovery_picks(len(msg.windows)))}
-    return VideoJob(find_regions(engine, found, spec.num_sources), [], found, known)
+    return VideoJob(find_regions(engine, found, spec.num_sources), [], found, known, zoom_size)
 
 
 def separate_pending(engine: SeparationEngine, pending: list[VideoWindow], jobs: dict[int, VideoJob]) -> None:
@@ -96,7 +102,11 @@ def separate_pending(engine: SeparationEngine, pending: list[VideoWindow], jobs:
             if known is None:
                 i = todo.index(b)
                 known = (heard[i : i + 1], seen[i : i + 1])
-            masks = engine.masks(known[0], engine.vectors(known[1], job.regions))
+            if job.zoom_size is None:
+                vectors = engine.vectors(known[1], job.regions)
+            else:
+                vectors = engine.zoomed_vectors(msg.frames[None], [r.box for r in job.regions], job.zoom_size)
+            masks = engine.masks(known[0], vectors)
             for out, original in zip(job.outputs, msg.originals):
                 est = engine.separate(known[0], masks, original[None], out.target)[0]  # (R, C, S)
                 out.stems.add(msg.window.index, est, original)

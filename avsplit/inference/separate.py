@@ -102,8 +102,8 @@ def _start_job(engine: SeparationEngine, msg: VideoStart, path: Path, out: Path,
     writers = [StreamingWavWriter(folder / n, plan.target.sample_rate, fmt) for n in names]
     residual = StreamingWavWriter(folder / residual_name(fmt), plan.target.sample_rate, fmt)
     stems = StemJoiner(plan.total, plan.target.clip_samples, plan.windows, writers, residual=residual)
-    return _VideoJob(found.regions, [Output(plan.target, stems)], found.discovery, found.known, path, folder, msg.info,
-                     names)
+    return _VideoJob(found.regions, [Output(plan.target, stems)], found.discovery, found.known, found.zoom_size, path,
+                     folder, msg.info, names)
 
 
 def _finish_job(job: _VideoJob, method: str, model_rate: int, fmt: str, weights_name: str) -> SeparateResult:
@@ -198,6 +198,7 @@ def separate_mix(
     sample_rate: int | None = None,
     mono: bool = False,
     overwrite: bool = False,
+    zoom_boxes: Sequence[Sequence[float] | None] | None = None,
 ) -> SeparateResult:
     """Mix the sound of solo videos and separate each back with its own frames.
 
@@ -206,9 +207,11 @@ def separate_mix(
     input at 1/N of its level) and lasts as long as the shortest input. Tracks are written at
     ``sample_rate`` (default: the highest of the inputs' rates) with the inputs' channels (a mono
     input is heard in every channel; inputs with different multi-channel layouts, or ``mono``, are
-    mixed down to one).
+    mixed down to one). ``zoom_boxes``: one box (video pixels) or ``None`` per input: that input's
+    frames are zoomed onto its box (:mod:`avsplit.inference.zoom`).
     """
     paths = [Path(p) for p in paths]
+    boxes = list(zoom_boxes) if zoom_boxes is not None else [None] * len(paths)
     outputs = mix_outputs(paths, out, fmt)
     if not overwrite and outputs.finished():
         return SeparateResult(outputs.folder, skipped=True)
@@ -244,9 +247,13 @@ def separate_mix(
         yield from zip(*per_source)  # per window: one (F, H, W, 3) array per source (sizes may differ)
 
     def vectors_fn(frames_list):
-        # each source pooled over its own whole picture: (B, N, K)
-        return torch.cat([engine.vectors(engine.see(np.stack([frames[n] for frames in frames_list])))
-                          for n in range(len(streams))], dim=1)
+        # each source pooled over its own whole picture (or its zoomed box): (B, N, K)
+        vectors = []
+        for n, s in enumerate(streams):
+            frames = np.stack([f[n] for f in frames_list])
+            vectors.append(engine.vectors(engine.see(frames)) if boxes[n] is None else
+                           engine.zoomed_vectors(frames, [boxes[n]], (s.info.width, s.info.height)))
+        return torch.cat(vectors, dim=1)
 
     try:
         _stream_outputs(engine, shortest, vectors_fn, joined, audio_fn, frames_fn, original_fn)

@@ -45,6 +45,8 @@ class TrainConfig:
     equal_level: bool = False
     """Sources of an example brought to the same RMS before their random gain
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
+    zoom: float = 1.0
+    """Largest zoom of the crops (:attr:`avsplit.data.mixing.Augment.zoom`); 1: off."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""
