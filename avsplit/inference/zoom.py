@@ -5,7 +5,7 @@ A player drawn small in a wide frame covers a few cells of the frame network's g
 background and other objects; seen whole, its pooled vector hardly depends on what it is. Cut
 around the player (its box filling :data:`ZOOM_SHARE` of the square's side) and scaled up, it is
 seen as the training pictures show players. Mix SDR of ``small-motion-synth-v5`` on foreign
-mixtures of two solos (64 pairs): whole pictures 4.44 dB; each solo zoomed onto where its motion
+mixtures of two solos (64 pairs): whole pictures 4.41 dB; each solo zoomed onto where its motion
 follows its sound (:func:`avsplit.localize.sounding.sounding_box`) 5.62 dB; onto its truth box
 6.27 dB. Zooming helps as much as the box is tight: onto the looser boxes of regions found by
 clustering it gains nothing (``weights/README.md``, session 13).
