@@ -15,7 +15,10 @@ For each folder (a ``synth`` dataset with ``<stem>.truth.json``):
 - **mix pairs**: pairs of solos of different categories, each pooled over its whole picture, in
   the sum of their sounds (what ``evaluate``'s mix protocol faces).
 
-    python benchmarks/bench_discrimination.py DATA [DATA ...] [--weights NAME|PATH] [--pairs N] [--cache DIR]
+    python benchmarks/bench_discrimination.py DATA [DATA ...] [--weights NAME|PATH] [--pairs N] [--cache DIR] [--zoom]
+
+``--zoom``: each source seen closer (:mod:`avsplit.inference.zoom`), as ``separate --zoom`` sees it: a
+duet's sources zoomed onto their truth boxes, a solo onto its sounding box (as ``--mix --zoom``).
 
 Printed per folder and kind: the mean cosine, and how many pairs are below the count's
 ``SAME_SOURCE_SIMILARITY``. ``--cache`` is shared with ``bench_count.py``.
@@ -41,6 +44,7 @@ from bench_count import cached_discovery, truth_kind  # noqa: E402
 from avsplit.api import load_model  # noqa: E402
 from avsplit.inference import SeparationEngine, WindowStream, counting, discovery_windows  # noqa: E402
 from avsplit.inference.regions import box_regions  # noqa: E402
+from avsplit.localize.sounding import sounding_box  # noqa: E402
 from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
@@ -50,22 +54,32 @@ def own_mask_cosine(engine: SeparationEngine, heard, vectors: torch.Tensor) -> f
     return float(counting.cosine_matrix(own.transpose(0, 1).float().reshape(2, -1).cpu().numpy())[0, 1])
 
 
-def duet_cosine(engine: SeparationEngine, video: Path, truth: dict, cache: Path | None, weights) -> float:
-    """Own-mask cosine of a duet's two truth boxes, pooled in its own picture and mixture."""
+def duet_cosine(engine: SeparationEngine, video: Path, truth: dict, cache: Path | None, weights, zoom: bool = False) -> float:
+    """Own-mask cosine of a duet's two truth boxes, pooled in its own picture (or each zoomed onto its
+    box) and mixture."""
     found = cached_discovery(engine, video, cache, weights)
     boxes = [np.median(np.asarray(s["boxes"], float), axis=0).tolist() for s in truth["sources"]]
+    if zoom:
+        frames = discovery_windows(WindowStream(video, engine.model, 0.25))[1]
+        return own_mask_cosine(engine, found.heard, engine.zoomed_vectors(frames, boxes, found.video_size))
     regions = box_regions(boxes, tuple(found.seen.raw.shape[-2:]), found.video_size)
     return own_mask_cosine(engine, found.heard, engine.vectors(found.seen, regions))
 
 
-def pair_cosine(engine: SeparationEngine, first: Path, second: Path, cache: Path | None, weights) -> float:
-    """Own-mask cosine of two solos, each pooled over its whole picture, in the sum of their sounds."""
+def pair_cosine(engine: SeparationEngine, first: Path, second: Path, cache: Path | None, weights,
+                zoom: bool = False) -> float:
+    """Own-mask cosine of two solos, each pooled over its whole picture (or zoomed onto its sounding
+    box), in the sum of their sounds."""
     found = [cached_discovery(engine, v, cache, weights) for v in (first, second)]
-    audio = [discovery_windows(WindowStream(v, engine.model, 0.25))[0] for v in (first, second)]
-    windows = min(len(a) for a in audio)
-    heard = engine.hear(audio[0][:windows] + audio[1][:windows])
-    vectors = torch.cat([engine.vectors(f.seen)[:windows] for f in found], dim=1)
-    return own_mask_cosine(engine, heard, vectors)
+    windows_of = [discovery_windows(WindowStream(v, engine.model, 0.25)) for v in (first, second)]
+    windows = min(len(a) for a, _ in windows_of)
+    heard = engine.hear(windows_of[0][0][:windows] + windows_of[1][0][:windows])
+    vectors = []
+    for video, f, (_, frames) in zip((first, second), found, windows_of):
+        box = sounding_box(video) if zoom else None
+        vectors.append(engine.vectors(f.seen)[:windows] if box is None else
+                       engine.zoomed_vectors(frames[:windows], [box], f.video_size))
+    return own_mask_cosine(engine, heard, torch.cat(vectors, dim=1))
 
 
 def solo_pairs(solos: list[tuple[Path, str]], count: int, seed: int = 0) -> list[tuple[Path, Path]]:
@@ -89,6 +103,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--pairs", type=int, default=12, help="mix pairs of solos per folder")
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--zoom", action="store_true", help="sources seen closer, as separate --zoom sees them")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, _, weights = load_model(args.weights, "cpu")
@@ -104,9 +119,9 @@ def main() -> None:
             if kind == "solo":
                 solos.append((video, truth["sources"][0].get("category")))
             elif len(truth["sources"]) == 2:
-                scores[f"duet, {kind}"].append(duet_cosine(engine, video, truth, args.cache, weights))
+                scores[f"duet, {kind}"].append(duet_cosine(engine, video, truth, args.cache, weights, args.zoom))
         for first, second in solo_pairs(solos, args.pairs):
-            scores["mix pair"].append(pair_cosine(engine, first, second, args.cache, weights))
+            scores["mix pair"].append(pair_cosine(engine, first, second, args.cache, weights, args.zoom))
         for kind, values in sorted(scores.items()):
             below = sum(v < counting.SAME_SOURCE_SIMILARITY for v in values)
             print(f"{folder.name:>12} {kind:>22}: own-mask cosine {np.mean(values):.3f} over {len(values)}; "
