@@ -49,7 +49,8 @@ class Evaluator:
         self.zoom = zoom
         """Each solo seen closer: its frames zoomed onto where its motion follows its sound
         (:func:`avsplit.localize.sounding.sounding_box`), as ``separate --mix --zoom`` does."""
-        self._boxes: dict[Path, list[float] | None] = {}
+        self._boxes: dict[Path, tuple[list[float] | None, tuple[int, int]]] = {}
+        """Each zoomed solo's sounding box and video size ``(W, H)``, found once."""
 
     # ------------------------------------------------------------------ mix protocol
     def _solo_clip(self, path: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -97,12 +98,12 @@ class Evaluator:
         """A solo's visual vector ``(1, 1, [steps,] K)`` from its frames ``(F, H, W, 3)``: the whole picture,
         or with :attr:`zoom` the part around its sounding box (the whole picture when it has none)."""
         if self.zoom and path not in self._boxes:
-            self._boxes[path] = sounding_box(path)
-        box = self._boxes.get(path)
+            info = media.probe(path)
+            self._boxes[path] = (sounding_box(path, info=info), (info.width, info.height))
+        box, video_size = self._boxes.get(path, (None, None))
         if box is None:
             return self.engine.vectors(self.engine.see(frames[None]))
-        info = media.probe(path)
-        return self.engine.zoomed_vectors(frames[None], [box], (info.width, info.height))
+        return self.engine.zoomed_vectors(frames[None], [box], video_size)
 
     def _oracles(self, refs: np.ndarray, heard: Heard) -> dict[str, np.ndarray]:
         """The oracle ideal binary and ratio masks of the references ``(N, S)`` in the mixture ``heard``,

@@ -93,15 +93,19 @@ def separate_pending(engine: SeparationEngine, pending: list[VideoWindow], jobs:
         # windows already analysed while finding the sources (all of them, for a short video) are not
         # analysed again
         todo = [b for b, m in enumerate(group) if m.window.start not in jobs[m.video].known]
+        # a zooming job sees each source's own crop, never the whole picture
+        looked = [b for b in todo if jobs[group[b].video].zoom_size is None]
         if todo:
             heard = engine.hear(np.stack([group[b].audio for b in todo]))
-            seen = engine.see(np.stack([group[b].frames for b in todo]))
+        if looked:
+            seen = engine.see(np.stack([group[b].frames for b in looked]))
         for b, msg in enumerate(group):
             job = jobs[msg.video]
             known = job.known.pop(msg.window.start, None)
             if known is None:
                 i = todo.index(b)
-                known = (heard[i : i + 1], seen[i : i + 1])
+                j = looked.index(b) if b in looked else None
+                known = (heard[i : i + 1], None if j is None else seen[j : j + 1])
             if job.zoom_size is None:
                 vectors = engine.vectors(known[1], job.regions)
             else:

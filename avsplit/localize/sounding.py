@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from avsplit import io as media
+from avsplit.inference.regions import cells_to_box
 from avsplit.localize.onsets import OnsetSettings, onset_maps
 
 #: Cells of the summed onset map at least this share of its peak belong to the sounding blob.
@@ -28,7 +29,6 @@ def sounding_box(path: str | Path, settings: OnsetSettings = OnsetSettings(),
     if total is None or not float(total.max()) > 0.0:
         return None
     blobs, _ = ndimage.label(total >= BLOB_SHARE * float(total.max()))
-    ys, xs = np.nonzero(blobs == blobs[np.unravel_index(int(total.argmax()), total.shape)])
+    peak_blob = blobs == blobs[np.unravel_index(int(total.argmax()), total.shape)]
     rows, cols = total.shape
-    sx, sy = info.width / cols, info.height / rows
-    return [float(xs.min() * sx), float(ys.min() * sy), float((xs.max() + 1) * sx), float((ys.max() + 1) * sy)]
+    return cells_to_box(peak_blob, (cols, rows), (info.width, info.height))
