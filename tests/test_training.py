@@ -156,3 +156,77 @@ def test_resume_after_a_stop_has_no_duplicate_log_rows(tone_videos, tmp_path):
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "log.csv"))]
     assert steps == sorted(set(steps)) and steps[-1] == 6, steps
     assert more.steps == 6 and more.steps_run == 4
+
+
+# ------------------------------------------------------------------ weak labels (--category-weight)
+
+
+@pytest.fixture(scope="module")
+def filed_videos(tmp_path_factory):
+    """Six tone videos filed under two categories: DIR/low/*.mp4 and DIR/high/*.mp4."""
+    root = tmp_path_factory.mktemp("filed")
+    for i, f in enumerate([220, 250, 280, 700, 800, 900]):
+        folder = root / ("low" if f < 500 else "high")
+        folder.mkdir(exist_ok=True)
+        write_test_video(folder / f"v{i}.mp4", seconds=2.5, fps=8, size=(80, 64), freq=f)
+    return root
+
+
+def test_category_labels_index_sorted_names_and_need_two():
+    from avsplit.errors import ConfigError
+    from avsplit.training.category import NO_CATEGORY, category_labels
+
+    names, labels = category_labels(["violin", None, "flute", "violin"])
+    assert names == ["flute", "violin"]
+    assert labels.tolist() == [1, NO_CATEGORY, 0, 1]
+    with pytest.raises(ConfigError, match="at least two categories"):
+        category_labels(["violin", None, "violin"])
+
+
+def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
+    from avsplit.models import build_model
+    from avsplit.training.category import NO_CATEGORY, CategoryHead
+    from avsplit.training.loss import MixSeparateLoss
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    model = build_model(cfg)
+    head = CategoryHead(cfg.channels, ["a", "b", "c"])
+    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    labels = torch.tensor([[0, 2], [1, NO_CATEGORY]])
+    plain = MixSeparateLoss(model)(audio, frames)
+    weighted = MixSeparateLoss(model, head, category_weight=0.5)
+    total = weighted(audio, frames, labels=labels)
+    parts = weighted.parts
+    assert parts["separation"] == pytest.approx(float(plain.detach()), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(parts["separation"] + 0.5 * parts["category"], rel=1e-5)
+    assert parts["category"] > 0 and 0.0 <= parts["category_accuracy"] <= 1.0
+    total.backward()
+    assert head.linear.weight.grad.abs().sum() > 0
+    assert model.appearance.head.weight.grad.abs().sum() > 0
+    # an unlabelled batch adds nothing
+    unlabelled = weighted(audio, frames, labels=torch.full((2, 2), NO_CATEGORY)).detach()
+    assert float(unlabelled) == pytest.approx(float(plain.detach()), rel=1e-5)
+
+
+def test_train_with_category_weight_logs_saves_its_head_and_resumes_exactly(filed_videos, tmp_path):
+    from avsplit.models import build_model
+
+    cfg = _cfg(steps=6, val_every=3, checkpoint_every=3, log_every=1, category_weight=0.5)
+    torch.set_num_threads(1)
+    try:
+        full = train(filed_videos, tmp_path / "full", model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c")
+        train(filed_videos, tmp_path / "split", model_config=preset("tiny"), train_config=cfg, cache_dir=tmp_path / "c",
+              stop_after=3)
+        second = train(filed_videos, tmp_path / "split", model_config=preset("tiny"), train_config=cfg,
+                       cache_dir=tmp_path / "c", resume=True)
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    np.testing.assert_allclose(second.losses, full.losses[3:], rtol=1e-5, atol=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "full" / "log.csv")))
+    accuracy = [float(r["category_accuracy"]) for r in rows if r["category_accuracy"]]
+    assert len(accuracy) == 6 and all(0.0 <= a <= 1.0 for a in accuracy)
+    assert (tmp_path / "full" / "category_head.safetensors").exists()
+    model, _ = load_checkpoint(tmp_path / "full" / "last.safetensors")  # the head stays out of the model
+    assert set(model.state_dict()) == set(build_model(preset("tiny")).state_dict())

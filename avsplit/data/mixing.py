@@ -46,12 +46,14 @@ class MixExample:
 class MixBatch:
     """Stacked :class:`MixExample` arrays: ``audio`` ``(batch, sources, samples)``, ``frames``
     ``(batch, sources, frames, H, W, 3)``, ``flow`` (motion models) ``(batch, sources, steps, h, w, 2)``,
-    ``regions`` ``(batch, sources, H, W)`` (``None`` when every example pools whole pictures)."""
+    ``regions`` ``(batch, sources, H, W)`` (``None`` when every example pools whole pictures),
+    ``videos`` int ``(batch, sources)``: each source's index in the sampler's video list."""
 
     audio: np.ndarray
     frames: np.ndarray
     flow: np.ndarray | None = None
     regions: np.ndarray | None = None
+    videos: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,8 @@ class MixSampler:
         if any(e.regions is not None for e in examples):
             whole = np.ones((examples[0].frames.shape[0], *examples[0].frames.shape[2:4]), bool)
             regions = np.stack([whole if e.regions is None else e.regions for e in examples])
-        return MixBatch(np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]), flow, regions)
+        return MixBatch(np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]), flow, regions,
+                        np.array([e.videos for e in examples], dtype=np.int64))
 
     # ------------------------------------------------------------------ internals
     def _choose_videos(self, rng: np.random.Generator) -> list[int]:

@@ -61,12 +61,14 @@ class AVSeparator(nn.Module):
         return self.audio_net(log_magnitude(warped_magnitude))
 
     # ------------------------------------------------------------------ visual side
-    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def visual_features(self, frames: torch.Tensor, flow: torch.Tensor | None = None,
+                        appearance: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised frames ``(batch, frames, 3, H, W)`` -> per-pixel features ``(batch, K, h, w)``.
 
-        (``flow`` is for motion models and ignored here.)
+        (``flow`` is for motion models and ignored here.) ``appearance``: the appearance net's output
+        for ``frames`` when already computed (it is then the result).
         """
-        return self.appearance(frames)
+        return self.appearance(frames) if appearance is None else appearance
 
     def visual_vector(self, pooled: torch.Tensor) -> torch.Tensor:
         """Activation of pooled raw features ``(..., K)``: (optional normalisation, then) sigmoid."""
@@ -81,11 +83,7 @@ class AVSeparator(nn.Module):
 
         ``cells``: bool, the region pooled: ``(h, w)`` for every clip or ``(n, h, w)`` one per clip
         (each with at least one cell); default: the whole picture."""
-        if cells is not None:
-            if cells.ndim > 2:
-                cells = cells.view(cells.shape[0], *([1] * (features.ndim - 3)), *cells.shape[-2:])
-            features = features.masked_fill(~cells, -math.inf)
-        return self.visual_vector(features.flatten(-2).amax(dim=-1))
+        return self.visual_vector(max_pool(features, cells))
 
     def activate_pixels(self, features: torch.Tensor) -> torch.Tensor:
         """Per-pixel ``(..., K, h, w)`` features with the same activation as :meth:`pool` (each pixel
@@ -162,15 +160,17 @@ class AVSeparator(nn.Module):
 
     # ------------------------------------------------------------------ whole clip
     def source_vectors(self, frames: torch.Tensor, flow: torch.Tensor | None = None,
-                       regions: torch.Tensor | None = None) -> torch.Tensor:
+                       regions: torch.Tensor | None = None, appearance: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised frames ``(batch, sources, frames, 3, H, W)`` (and, for motion models, flow
         ``(batch, sources, steps, 2, h, w)``) -> pooled vectors ``(batch, sources, K)`` (motion models:
         ``(batch, sources, steps, K)``).
 
         ``regions``: bool ``(batch, sources, H, W)``, the pixels each source's vector is pooled over
-        (several sources in one picture, :func:`region_cells`); default: each source's whole picture."""
+        (several sources in one picture, :func:`region_cells`); default: each source's whole picture.
+        ``appearance``: the appearance net's output for the flattened frames ``(batch * sources, K, h, w)``
+        when already computed."""
         batch, sources = frames.shape[:2]
-        features = self.visual_features(frames.flatten(0, 1), None if flow is None else flow.flatten(0, 1))
+        features = self.visual_features(frames.flatten(0, 1), None if flow is None else flow.flatten(0, 1), appearance)
         cells = None if regions is None else region_cells(regions.flatten(0, 1), features.shape[-2:])
         pooled = self.pool(features, cells)
         return pooled.view(batch, sources, *pooled.shape[1:])
@@ -190,6 +190,16 @@ class AVSeparator(nn.Module):
     def has_pixel_masks(self) -> bool:
         """Whether the model can give one mask per pixel (what ``localize --method model`` needs)."""
         return self.synthesizer is not None
+
+
+def max_pool(features: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel ``(n, [steps,] K, h, w)`` -> spatial maximum ``(n, [steps,] K)``, over ``cells`` (bool
+    ``(h, w)`` or ``(n, h, w)``) when given, else over the whole picture."""
+    if cells is not None:
+        if cells.ndim > 2:
+            cells = cells.view(cells.shape[0], *([1] * (features.ndim - 3)), *cells.shape[-2:])
+        features = features.masked_fill(~cells, -math.inf)
+    return features.flatten(-2).amax(dim=-1)
 
 
 def region_cells(regions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -47,6 +47,10 @@ class TrainConfig:
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
     zoom: float = 1.0
     """Largest zoom of the crops (:attr:`avsplit.data.mixing.Augment.zoom`); 1: off."""
+    category_weight: float = 0.0
+    """Weight of a cross-entropy on each source's category (the folder its video is filed under),
+    read by a linear head from the pooled appearance features (:mod:`avsplit.training.category`);
+    0: off (pure self-supervision)."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""

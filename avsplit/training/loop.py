@@ -36,10 +36,15 @@ from avsplit.models.checkpoint import load_checkpoint, save_checkpoint, software
 from avsplit.runtime import autocast_for, default_cache_dir, pick_device
 from avsplit.training.config import TrainConfig
 from avsplit.training.data import StageSamplers, make_curriculum, training_videos
-from avsplit.training.loss import MixSeparateLoss, to_model_inputs
+from avsplit.training.category import CategoryHead, category_labels
+from avsplit.training.loss import MixSeparateLoss, batch_labels, to_model_inputs
 from avsplit.training.optimizer import lr_factor, make_optimizer, set_lr, set_train_mode
 from avsplit.training.state import (TensorBoardLog, append_csv, init_from_checkpoint, load_train_state, run_summary,
                                     save_train_state, trim_csv)
+
+
+#: The ``--category-weight`` head's weights in a run folder.
+CATEGORY_HEAD_FILE = "category_head.safetensors"
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -136,26 +141,42 @@ class _Run:
     optimizer: torch.optim.Optimizer
     step: int = 0
     best: float = -math.inf
+    category_head: CategoryHead | None = None
+    """``--category-weight``'s head (saved beside the checkpoints, not in them)."""
+    video_labels: np.ndarray | None = None
+    """The category index of each training video (with ``category_head``)."""
+    category_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+    """The category terms summed over the steps since the last log row, and their count ``n``."""
 
     def save(self) -> None:
         """The ``last`` checkpoint and the optimizer state (what ``--resume`` continues from)."""
         save_checkpoint(self.out / "last.safetensors", self.model, run_summary(self.step, self.best, self.tcfg, self.data))
+        if self.category_head is not None:
+            self.category_head.save(self.out / CATEGORY_HEAD_FILE)
         save_train_state(self.out / "state.safetensors", self.optimizer, self.step, self.best, {})
 
 
 def _start_model(out: Path, data, val, cfg: ModelConfig, tcfg: TrainConfig, rank: int, world: int, dev: torch.device,
-                 resume: bool, init) -> _Run:
+                 resume: bool, init, videos: list) -> _Run:
     """The model and optimizer of a run: fresh (from ``init``'s weights where they fit), or where the
-    run in ``out`` stopped; a new run's ``config.json`` is written."""
+    run in ``out`` stopped; a new run's ``config.json`` is written. ``videos``: the training videos
+    (their categories label ``--category-weight``'s head)."""
     torch.manual_seed(tcfg.seed)
     model = use_channels_last(build_model(cfg).to(dev))
     set_train_mode(model, tcfg)
-    run = _Run(out, data, cfg, tcfg, rank, world, dev, model, make_optimizer(model, tcfg))
+    head, labels = None, None
+    if tcfg.category_weight > 0:
+        names, labels = category_labels([v.category for v in videos])
+        head = CategoryHead(cfg.channels, names).to(dev)
+    run = _Run(out, data, cfg, tcfg, rank, world, dev, model, make_optimizer(model, tcfg, head), category_head=head,
+               video_labels=labels)
     resuming = resume and (out / "state.safetensors").exists()
     if resuming:
         last, _ = load_checkpoint(out / "last.safetensors", device="cpu")
         model.load_state_dict(last.state_dict())
         set_train_mode(model, tcfg)
+        if head is not None:
+            head.load(out / CATEGORY_HEAD_FILE)
         meta = load_train_state(out / "state.safetensors", run.optimizer)
         run.step, run.best = int(meta["step"]), float(meta["best"])
         log.info(f"resuming {out} at step {run.step}")
@@ -174,9 +195,14 @@ def _train_step(run: _Run, loss_module: nn.Module, sampler: MixSampler, base_lrs
     tcfg = run.tcfg
     set_lr(run.optimizer, base_lrs, lr_factor(run.step, tcfg))
     first = (run.step * run.world + run.rank) * tcfg.batch_size
-    a, f, fl, regions = to_model_inputs(sampler.batch(range(first, first + tcfg.batch_size)), run.dev)
+    batch = sampler.batch(range(first, first + tcfg.batch_size))
+    a, f, fl, regions = to_model_inputs(batch, run.dev)
     with autocast_for(run.dev, tcfg.amp):
-        loss = loss_module(a, f, fl, regions)
+        loss = loss_module(a, f, fl, regions, batch_labels(batch, run.video_labels, run.dev))
+    parts = getattr(loss_module, "module", loss_module).parts
+    if "category" in parts:
+        for key in ("category", "category_accuracy", "n"):
+            run.category_sums[key] = run.category_sums.get(key, 0.0) + parts.get(key, 1.0)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if tcfg.grad_clip:
@@ -194,7 +220,7 @@ def _after_step(run: _Run, value: float, rate: float, val_sampler: MixSampler, c
     if step % tcfg.log_every == 0 or step == tcfg.steps:
         lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
         row = {"step": step, "loss": value, "lr_frame": lrs["frame"] if optimizer.param_groups[0]["params"] else 0.0,
-               "lr_sound": lrs["sound"], "clips_per_s": rate}
+               "lr_sound": lrs["sound"], "clips_per_s": rate, **_category_means(run)}
     if step % tcfg.val_every == 0 or step == tcfg.steps:
         scores = validate(run.model, val_sampler, tcfg.val_mixtures, run.dev, tcfg.amp)
         set_train_mode(run.model, tcfg)
@@ -206,13 +232,22 @@ def _after_step(run: _Run, value: float, rate: float, val_sampler: MixSampler, c
     if row:
         if curriculum:
             row["stage"] = curriculum.stage_at(step - 1).name
-        append_csv(run.out / "log.csv", row)
+        append_csv(run.out / "log.csv", row, category=run.category_head is not None)
         if not console.is_terminal and "loss" in row:
-            log.info(f"step {step}/{tcfg.steps}: loss {value:.4f}, {rate:.2f} clips/s")
+            extra = f", category accuracy {row['category_accuracy']:.2f}" if "category_accuracy" in row else ""
+            log.info(f"step {step}/{tcfg.steps}: loss {value:.4f}{extra}, {rate:.2f} clips/s")
         if writer:
             writer.add(row)
     if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
         run.save()
+
+
+def _category_means(run: _Run) -> dict[str, float]:
+    """The category loss and accuracy averaged over the steps since the last log row (then reset)."""
+    sums, run.category_sums = run.category_sums, {}
+    if not sums.get("n"):
+        return {}
+    return {"category_loss": sums["category"] / sums["n"], "category_accuracy": sums["category_accuracy"] / sums["n"]}
 
 
 def train(
@@ -245,9 +280,9 @@ def train(
         ensure_dir(out)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     train_videos, val_videos = training_videos(data, val, cfg, tcfg, cache_root, jobs, rank, world > 1)
-    run = _start_model(out, data, val, cfg, tcfg, rank, world, dev, resume, init)
+    run = _start_model(out, data, val, cfg, tcfg, rank, world, dev, resume, init, train_videos)
     base_lrs = [g["lr"] for g in run.optimizer.param_groups]
-    loss_module: nn.Module = MixSeparateLoss(run.model)
+    loss_module: nn.Module = MixSeparateLoss(run.model, run.category_head, tcfg.category_weight)
     if world > 1:
         loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=[dev.index] if dev.type == "cuda" else None)
     curriculum = make_curriculum(train_videos, tcfg)

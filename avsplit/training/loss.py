@@ -11,6 +11,8 @@ from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_wei
 from avsplit.models import AVSeparator
 from avsplit.data.mixing import MixBatch
 from avsplit.models.appearance import normalize_frames
+from avsplit.models.separator import max_pool, region_cells
+from avsplit.training.category import CategoryHead
 
 
 # ---------------------------------------------------------------------------------- the loss
@@ -24,14 +26,33 @@ class MixSeparateLoss(nn.Module):
     pixels each source's vector pools. Returns the scalar loss: per-bin BCE against the ideal
     binary mask, or L1 against the ideal ratio mask, weighted by ``log(1 + |mixture|)``; targets
     live on the warped (log-frequency) grid, as the masks do.
+
+    With a ``category_head`` and ``labels`` int ``(batch, sources)`` (each source's category,
+    :data:`NO_CATEGORY` where unknown), ``category_weight`` times the head's cross-entropy on each
+    source's pooled appearance features is added. ``parts`` holds the last call's terms as floats.
     """
 
-    def __init__(self, model: AVSeparator):
+    def __init__(self, model: AVSeparator, category_head: CategoryHead | None = None, category_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.category_head = category_head
+        self.category_weight = category_weight
+        self.parts: dict[str, float] = {}
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
-                regions: torch.Tensor | None = None) -> torch.Tensor:
+                regions: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        separation, appearance = self._separation(audio, frames, flow, regions, with_category=labels is not None)
+        self.parts = {"separation": float(separation.detach())}
+        if appearance is None or self.category_head is None:
+            return separation
+        cells = None if regions is None else region_cells(regions.flatten(0, 1), appearance.shape[-2:])
+        category, accuracy = self.category_head.loss(max_pool(appearance, cells), labels.flatten())
+        self.parts.update(category=float(category.detach()), category_accuracy=float(accuracy))
+        return separation + self.category_weight * category
+
+    def _separation(self, audio, frames, flow, regions, with_category: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The mix-and-separate loss, and (``with_category``) the appearance features it used
+        ``(batch * sources, K, h, w)``."""
         m = self.model
         batch, sources = audio.shape[:2]
         mixture = audio.sum(dim=1)
@@ -46,14 +67,13 @@ class MixSeparateLoss(nn.Module):
                 target = ideal_ratio_mask(warped_src, mix_mag)
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
-        logits = m.mixture_logits(m.source_vectors(frames, flow, regions), audio_feats, warped_mix).float()
+        appearance = m.appearance(frames.flatten(0, 1)) if with_category and self.category_head is not None else None
+        logits = m.mixture_logits(m.source_vectors(frames, flow, regions, appearance), audio_feats, warped_mix).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         else:
             per_bin = (torch.relu(logits) - target).abs()
-        return (per_bin * weight).mean()
-
-
+        return (per_bin * weight).mean(), appearance
 
 
 def to_model_inputs(batch: MixBatch, device: torch.device):
@@ -67,3 +87,11 @@ def to_model_inputs(batch: MixBatch, device: torch.device):
         fl = torch.from_numpy(np.ascontiguousarray(batch.flow)).to(device).float().permute(0, 1, 2, 5, 3, 4).contiguous()
     regions = None if batch.regions is None else torch.from_numpy(batch.regions).to(device)
     return a, f, fl, regions
+
+
+def batch_labels(batch: MixBatch, video_labels: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    """Each source's category ``(batch, sources)`` long, from ``video_labels`` (one per video of the
+    sampler, :func:`avsplit.training.category.category_labels`); ``None`` without labels."""
+    if video_labels is None or batch.videos is None:
+        return None
+    return torch.from_numpy(video_labels[batch.videos]).to(device)

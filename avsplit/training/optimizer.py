@@ -35,9 +35,10 @@ def set_train_mode(model: AVSeparator, cfg: TrainConfig) -> None:
         module.requires_grad_(False)
 
 
-def make_optimizer(model: AVSeparator, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: AVSeparator, cfg: TrainConfig, category_head: nn.Module | None = None) -> torch.optim.Optimizer:
     """Per-module learning rates: the frame net at ``lr_frame``, sound net and synthesizer at ``lr_sound``,
-    the rest (motion pathway, fusion) at ``lr_motion``. Frozen parameters are left out."""
+    the rest (motion pathway, fusion) at ``lr_motion``, a ``category_head`` (``--category-weight``) at
+    ``lr_sound``. Frozen parameters are left out."""
     frozen = {id(p) for m in frozen_modules(model, cfg) for p in m.parameters()}
 
     def trainable(params) -> list[nn.Parameter]:
@@ -52,6 +53,8 @@ def make_optimizer(model: AVSeparator, cfg: TrainConfig) -> torch.optim.Optimize
                       if not n.startswith(("appearance.", "audio_net.", "synthesizer.")))
     if extra:
         groups.append({"params": extra, "lr": cfg.lr_motion or cfg.lr_sound, "name": "other"})
+    if category_head is not None:
+        groups.append({"params": list(category_head.parameters()), "lr": cfg.lr_sound, "name": "category"})
     if not any(g["params"] for g in groups):
         raise ConfigError("--freeze leaves nothing to train", fix="freeze fewer parts (base needs a model with --refiner)")
     if cfg.optimizer == "sgd":

@@ -92,9 +92,18 @@ def trim_csv(path: Path, step: int) -> None:
         csv.writer(f).writerows(keep)
 
 
-def append_csv(path: Path, row: dict[str, Any]) -> None:
-    fields = ["step", "loss", "lr_frame", "lr_sound", "clips_per_s", "val_sdr", "val_sir", "val_sar", "stage"]
+#: Columns of ``log.csv``; the category ones only in runs with ``--category-weight``.
+LOG_FIELDS = ["step", "loss", "lr_frame", "lr_sound", "clips_per_s", "val_sdr", "val_sir", "val_sar", "stage"]
+CATEGORY_FIELDS = ["category_loss", "category_accuracy"]
+
+
+def append_csv(path: Path, row: dict[str, Any], category: bool = False) -> None:
+    """One row of ``log.csv`` (the header written with the first one; a file that exists keeps its columns)."""
+    fields = LOG_FIELDS + (CATEGORY_FIELDS if category else [])
     new = not path.exists()
+    if not new:
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), fields)
     with open(path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
