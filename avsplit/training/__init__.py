@@ -1,6 +1,6 @@
 """Self-supervised mix-and-separate training (``avsplit train``): :mod:`.config` (settings and
-presets), :mod:`.loss`, :mod:`.optimizer` (freezing, learning rates, schedule), :mod:`.state`
-(resume state, logs) and :mod:`.loop` (the run)."""
+presets), :mod:`.loss`, :mod:`.category` (weak labels), :mod:`.optimizer` (freezing, learning
+rates, schedule), :mod:`.state` (resume state, logs) and :mod:`.loop` (the run)."""
 
 from avsplit.training.config import FREEZABLE, TRAIN_PRESETS, TrainConfig
 from avsplit.training.loop import TrainSummary, train

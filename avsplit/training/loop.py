@@ -201,8 +201,10 @@ def _train_step(run: _Run, loss_module: nn.Module, sampler: MixSampler, base_lrs
         loss = loss_module(a, f, fl, regions, batch_labels(batch, run.video_labels, run.dev))
     parts = getattr(loss_module, "module", loss_module).parts
     if "category" in parts:
-        for key in ("category", "category_accuracy", "n"):
-            run.category_sums[key] = run.category_sums.get(key, 0.0) + parts.get(key, 1.0)
+        sums = run.category_sums
+        sums["category"] = sums.get("category", 0.0) + parts["category"]
+        sums["category_accuracy"] = sums.get("category_accuracy", 0.0) + parts["category_accuracy"]
+        sums["n"] = sums.get("n", 0.0) + 1.0
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if tcfg.grad_clip:
