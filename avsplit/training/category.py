@@ -18,12 +18,12 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from avsplit.errors import CheckpointError, ConfigError
 from avsplit.files import atomic_path
+from avsplit.training.state import read_run_file
 
 #: Label of a video without a category (left out of the cross-entropy).
 NO_CATEGORY = -1
@@ -72,12 +72,7 @@ class CategoryHead(nn.Module):
 
     def load(self, path: Path) -> None:
         """Weights saved by :meth:`save` for the same categories."""
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                saved = json.loads(f.metadata()["avsplit_categories"])
-            state = load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - any read failure means the head is unusable
-            raise CheckpointError(f"cannot read the category head ({exc})", path, "start a new run folder") from exc
+        saved, state = read_run_file(path, "avsplit_categories", "the category head")
         if saved != self.categories:
             raise CheckpointError("the category head was trained on other categories than these videos'", path,
                                   "resume with the run's own training data")

@@ -38,14 +38,21 @@ def save_train_state(path: Path, optimizer: torch.optim.Optimizer, step: int, be
         save_file(tensors, str(tmp), metadata={"avsplit_state": json.dumps(meta)})
 
 
-def load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
-
+def read_run_file(path: Path, key: str, what: str) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A run folder's safetensors file: the JSON stored under metadata ``key`` and the tensors. Any
+    read failure is a :class:`CheckpointError` naming ``what`` the file holds."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["avsplit_state"])
+            meta = json.loads(f.metadata()[key])
         tensors = load_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - any read failure means the state is unusable
-        raise CheckpointError(f"cannot read training state ({exc})", path, "start a new run folder") from exc
+    except Exception as exc:  # noqa: BLE001 - any read failure means the file is unusable
+        raise CheckpointError(f"cannot read {what} ({exc})", path, "start a new run folder") from exc
+    return meta, tensors
+
+
+def load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore ``optimizer`` from :func:`save_train_state`'s file; returns its metadata (step, best)."""
+    meta, tensors = read_run_file(path, "avsplit_state", "training state")
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         pid, key = name.split(".", 1)
