@@ -37,7 +37,7 @@ def category_labels(categories: Sequence[str | None]) -> tuple[list[str], np.nda
         raise ConfigError(f"--category-weight needs videos of at least two categories, found {len(names)}",
                           fix="file the training videos as DATA/<category>/<id>.mp4, or drop --category-weight")
     index = {name: i for i, name in enumerate(names)}
-    return names, np.array([index.get(c, NO_CATEGORY) if c else NO_CATEGORY for c in categories], dtype=np.int64)
+    return names, np.array([index.get(c, NO_CATEGORY) for c in categories], dtype=np.int64)
 
 
 class CategoryHead(nn.Module):

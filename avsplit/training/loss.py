@@ -41,9 +41,10 @@ class MixSeparateLoss(nn.Module):
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
                 regions: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        separation, appearance = self._separation(audio, frames, flow, regions, with_category=labels is not None)
+        with_category = labels is not None and self.category_head is not None
+        separation, appearance = self._separation(audio, frames, flow, regions, with_category)
         self.parts = {"separation": float(separation.detach())}
-        if appearance is None or self.category_head is None:
+        if appearance is None:
             return separation
         cells = None if regions is None else region_cells(regions.flatten(0, 1), appearance.shape[-2:])
         category, accuracy = self.category_head.loss(max_pool(appearance, cells), labels.flatten())
@@ -67,7 +68,7 @@ class MixSeparateLoss(nn.Module):
                 target = ideal_ratio_mask(warped_src, mix_mag)
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
-        appearance = m.appearance(frames.flatten(0, 1)) if with_category and self.category_head is not None else None
+        appearance = m.appearance(frames.flatten(0, 1)) if with_category else None
         logits = m.mixture_logits(m.source_vectors(frames, flow, regions, appearance), audio_feats, warped_mix).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
