@@ -218,6 +218,7 @@ def train(
     equal_level: Optional[bool] = typer.Option(None, "--equal-level/--no-equal-level", help="Bring the mixed sources to the same level before their random gain (for clips recorded at levels far apart)."),
     zoom: Optional[float] = typer.Option(None, "--zoom", min=1.0, help="Half the crops cut from a part of the frame up to this many times smaller and scaled up (players drawn small are also seen large; 1: off)."),
     category_weight: Optional[float] = typer.Option(None, "--category-weight", min=0.0, help="Weak labels: weight of a loss that makes the frame network name each video's category (the folder DATA/<category>/ it is in); 0: off."),
+    category_on: Optional[str] = typer.Option(None, "--category-on", help="What --category-weight's head reads: appearance (the frame network's pooled features) or vectors (the visual vectors the masks are made from)."),
     temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
     refiner: Optional[int] = typer.Option(None, "--refiner", min=0, help="Channels of a mask refiner that corrects all sources' masks together (0: none), e.g. 16 with --freeze base."),
     freeze: Optional[str] = typer.Option(None, "--freeze", help="Comma-separated parts kept fixed while fine-tuning from --init: frame, sound, motion, or base (all but the refiner)."),
@@ -236,7 +237,8 @@ def train(
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db, picture_variety=picture_variety,
                                               composite=composite, equal_level=equal_level, zoom=zoom,
-                                              category_weight=category_weight).items() if v is not None}
+                                              category_weight=category_weight, category_on=category_on).items()
+                       if v is not None}
     if freeze:
         train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())
     if curriculum_stages and curriculum is None:

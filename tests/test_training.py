@@ -210,6 +210,37 @@ def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
     assert float(unlabelled) == pytest.approx(float(plain.detach()), rel=1e-5)
 
 
+def test_category_loss_on_the_vectors_of_a_motion_model_reaches_the_motion_pathway():
+    from avsplit.errors import ConfigError
+    from avsplit.models import build_model
+    from avsplit.training.category import CategoryHead
+    from avsplit.training.loss import MixSeparateLoss
+
+    torch.manual_seed(0)
+    cfg = preset("tiny-motion")
+    model = build_model(cfg)
+    torch.nn.init.normal_(model.fusion.project.weight, std=0.1)  # starts blind to motion: no gradient to pass on
+    head = CategoryHead(cfg.channels, ["a", "b"])
+    side = cfg.video.crop_size // cfg.motion.flow_scale
+    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(2, 2, cfg.frames_per_window, 3, cfg.video.crop_size, cfg.video.crop_size)
+    flow = torch.randn(2, 2, cfg.frames_per_window - 1, 2, side, side)
+    labels = torch.tensor([[0, 1], [1, 0]])
+    on_vectors = MixSeparateLoss(model, head, category_weight=1.0, category_on="vectors")
+    total = on_vectors(audio, frames, flow, labels=labels)
+    assert float(total.detach()) == pytest.approx(on_vectors.parts["separation"] + on_vectors.parts["category"], rel=1e-5)
+    # the head's cross-entropy alone: the step-averaged vectors, not the appearance features, are what it read
+    with torch.no_grad():
+        vectors = model.source_vectors(frames, flow).flatten(0, 1).mean(dim=1)
+        expected, _ = head.loss(vectors, labels.flatten())
+    assert on_vectors.parts["category"] == pytest.approx(float(expected), rel=1e-4)
+    model.zero_grad()
+    on_vectors(audio, frames, flow, labels=labels).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.motion_net.parameters())
+    with pytest.raises(ConfigError, match="category-on"):
+        MixSeparateLoss(model, head, category_weight=1.0, category_on="pixels")
+
+
 def test_train_with_category_weight_logs_saves_its_head_and_resumes_exactly(filed_videos, tmp_path):
     from avsplit.models import build_model
 

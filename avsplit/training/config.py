@@ -51,6 +51,9 @@ class TrainConfig:
     """Weight of a cross-entropy on each source's category (the folder its video is filed under),
     read by a linear head from the pooled appearance features (:mod:`avsplit.training.category`);
     0: off (pure self-supervision)."""
+    category_on: str = "appearance"
+    """What the category head reads: each source's pooled ``appearance`` features, or the visual
+    ``vectors`` the masks are made from (after the motion fusion)."""
     lr_motion: float | None = None
     """Learning rate of the motion pathway and fusion (default: ``lr_sound``); higher than the others
     when they start from a trained appearance model (``--init``)."""

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avsplit.errors import ConfigError
 from avsplit.dsp.transforms import ideal_binary_mask, ideal_ratio_mask, loss_weight
 from avsplit.models import AVSeparator
 from avsplit.data.mixing import MixBatch
@@ -16,6 +17,9 @@ from avsplit.training.category import CategoryHead
 
 
 # ---------------------------------------------------------------------------------- the loss
+
+#: What ``train --category-on`` reads each source's category from.
+CATEGORY_ON = ("appearance", "vectors")
 
 
 class MixSeparateLoss(nn.Module):
@@ -29,31 +33,43 @@ class MixSeparateLoss(nn.Module):
 
     With a ``category_head`` and ``labels`` int ``(batch, sources)`` (each source's category,
     :data:`NO_CATEGORY` where unknown), ``category_weight`` times the head's cross-entropy on each
-    source's pooled appearance features is added. ``parts`` holds the last call's terms as floats.
+    source's pooled features is added: its pooled appearance features (``category_on="appearance"``)
+    or the visual vector the masks are made from (``"vectors"``, averaged over a motion model's
+    steps). ``parts`` holds the last call's terms as floats.
     """
 
-    def __init__(self, model: AVSeparator, category_head: CategoryHead | None = None, category_weight: float = 0.0):
+    def __init__(self, model: AVSeparator, category_head: CategoryHead | None = None, category_weight: float = 0.0,
+                 category_on: str = "appearance"):
         super().__init__()
+        if category_on not in CATEGORY_ON:
+            raise ConfigError(f"unknown --category-on {category_on!r}", fix="use " + " or ".join(CATEGORY_ON))
         self.model = model
         self.category_head = category_head
         self.category_weight = category_weight
+        self.category_on = category_on
         self.parts: dict[str, float] = {}
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
                 regions: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         with_category = labels is not None and self.category_head is not None
-        separation, appearance = self._separation(audio, frames, flow, regions, with_category)
+        separation, appearance, vectors = self._separation(audio, frames, flow, regions, with_category)
         self.parts = {"separation": float(separation.detach())}
-        if appearance is None:
+        if not with_category:
             return separation
-        cells = None if regions is None else region_cells(regions.flatten(0, 1), appearance.shape[-2:])
-        category, accuracy = self.category_head.loss(max_pool(appearance, cells), labels.flatten())
+        if self.category_on == "vectors":
+            pooled = vectors.flatten(0, 1)  # (batch * sources, K) or, motion models, (batch * sources, steps, K)
+            pooled = pooled.mean(dim=1) if pooled.ndim == 3 else pooled
+        else:
+            cells = None if regions is None else region_cells(regions.flatten(0, 1), appearance.shape[-2:])
+            pooled = max_pool(appearance, cells)
+        category, accuracy = self.category_head.loss(pooled, labels.flatten())
         self.parts.update(category=float(category.detach()), category_accuracy=float(accuracy))
         return separation + self.category_weight * category
 
-    def _separation(self, audio, frames, flow, regions, with_category: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The mix-and-separate loss, and (``with_category``) the appearance features it used
-        ``(batch * sources, K, h, w)``."""
+    def _separation(self, audio, frames, flow, regions, with_category: bool):
+        """The mix-and-separate loss; the appearance features it used ``(batch * sources, K, h, w)``
+        (computed only ``with_category``, else ``None``); and the sources' visual vectors
+        ``(batch, sources, [steps,] K)``."""
         m = self.model
         batch, sources = audio.shape[:2]
         mixture = audio.sum(dim=1)
@@ -69,12 +85,13 @@ class MixSeparateLoss(nn.Module):
             weight = loss_weight(warped_mix)  # (B, 1, Fl, T), broadcast over sources
         audio_feats = m.audio_features(warped_mix)
         appearance = m.appearance(frames.flatten(0, 1)) if with_category else None
-        logits = m.mixture_logits(m.source_vectors(frames, flow, regions, appearance), audio_feats, warped_mix).float()
+        vectors = m.source_vectors(frames, flow, regions, appearance)
+        logits = m.mixture_logits(vectors, audio_feats, warped_mix).float()
         if m.config.mask == "binary":
             per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         else:
             per_bin = (torch.relu(logits) - target).abs()
-        return (per_bin * weight).mean(), appearance
+        return (per_bin * weight).mean(), appearance, vectors
 
 
 def to_model_inputs(batch: MixBatch, device: torch.device):
