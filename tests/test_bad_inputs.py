@@ -109,6 +109,20 @@ def test_bad_weights_and_unwritable_output_are_one_error_line(tiny_weights, tmp_
     assert code == 1 and len(_errors(output)) == 1 and "Traceback" not in output, output
 
 
+def test_unknown_train_choices_fail_before_any_data_is_read(tmp_path):
+    """A typo in a choice option is one error line before preprocessing: no cache, no run folder."""
+    data = tmp_path / "data" / "cat"
+    data.mkdir(parents=True)
+    write_test_video(data / "a.mp4", seconds=1.0, size=(64, 48))
+    for option, value in (("--category-on", "pixels"), ("--optimizer", "lion"), ("--amp", "fp8")):
+        out, cache = tmp_path / f"run{option}", tmp_path / f"cache{option}"
+        code, output = _cli("train", "--data", tmp_path / "data", "-o", out, "--preset", "tiny", "--cache", cache,
+                            option, value)
+        errors = _errors(output)
+        assert code == 1 and len(errors) == 1 and option in errors[0] and "Traceback" not in output, output
+        assert not out.exists() and not cache.exists(), option
+
+
 # --------------------------------------------------------------------------------------------- fuzz
 
 

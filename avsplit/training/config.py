@@ -5,6 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from avsplit.errors import ConfigError
+
+#: What the category head can read (:attr:`TrainConfig.category_on`).
+CATEGORY_ON = ("appearance", "vectors")
+OPTIMIZERS = ("sgd", "adam")
+AMP_MODES = ("auto", "bf16", "off")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -60,6 +67,13 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()
     """Parts kept as they are (no gradient, batch-norm statistics fixed), when fine-tuning from
     ``--init``: any of :data:`FREEZABLE`. A frozen part costs no backward pass."""
+
+    def __post_init__(self) -> None:
+        """Reject an unknown choice when the settings are made, before any data is read."""
+        for option, value, choices in (("--category-on", self.category_on, CATEGORY_ON),
+                                       ("--optimizer", self.optimizer, OPTIMIZERS), ("--amp", self.amp, AMP_MODES)):
+            if value not in choices:
+                raise ConfigError(f"unknown {option} {value!r}", fix="use " + " or ".join(choices))
 
 
 #: Parts of a model ``TrainConfig.freeze`` can hold fixed, and the submodules each one names.

@@ -14,13 +14,10 @@ from avsplit.data.mixing import MixBatch
 from avsplit.models.appearance import normalize_frames
 from avsplit.models.separator import max_pool, region_cells
 from avsplit.training.category import CategoryHead
+from avsplit.training.config import CATEGORY_ON
 
 
 # ---------------------------------------------------------------------------------- the loss
-
-#: What ``train --category-on`` reads each source's category from.
-CATEGORY_ON = ("appearance", "vectors")
-
 
 class MixSeparateLoss(nn.Module):
     """Wraps the model so one ``forward`` computes the training loss (what DDP needs).
