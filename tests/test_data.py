@@ -368,21 +368,3 @@ def test_choose_crop_follows_the_motion():
     random_picks = [choose_crop(h, w, size, scale, 1, np.random.default_rng(seed), flow) for seed in range(20)]
     assert sum(x + size > 120 for _, x in random_picks) < 14
 
-
-def test_recolour_greys_and_swaps_channels():
-    from avsplit.data.mixing import Augment, MixSampler
-    from avsplit.models import preset
-
-    frames = np.zeros((2, 8, 8, 3), np.uint8)
-    frames[..., 0], frames[..., 1], frames[..., 2] = 200, 50, 10
-    sampler = MixSampler.__new__(MixSampler)  # only the augmentation settings are used
-    sampler.config, sampler.augment = preset("tiny"), Augment(greyscale=1.0)
-    grey = sampler._recolour(frames, np.random.default_rng(0))
-    assert grey.dtype == np.uint8 and grey.shape == frames.shape
-    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
-    assert int(grey[0, 0, 0, 0]) == round(0.299 * 200 + 0.587 * 50 + 0.114 * 10)
-    sampler.augment = Augment(channel_swap=1.0)
-    swapped = sampler._recolour(frames, np.random.default_rng(0))
-    assert sorted(swapped[0, 0, 0].tolist()) == [10, 50, 200] and swapped[0, 0, 0].tolist() != [200, 50, 10]
-    sampler.augment = Augment()
-    assert sampler._recolour(frames, np.random.default_rng(0)) is frames

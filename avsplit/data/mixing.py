@@ -16,6 +16,7 @@ import numpy as np
 
 from avsplit.data.entry import CachedVideo
 from avsplit.data.motion import crop_flip_flow, resize_clip, window_flow
+from avsplit.data.styles import recolour, restyle
 from avsplit.models.config import ModelConfig
 
 #: Windows quieter than this RMS are re-drawn (a few times) when sampling.
@@ -74,6 +75,10 @@ class Augment:
     """Probability of turning a clip's frames grey (a shape cue, not a colour one, must then identify it)."""
     channel_swap: float = 0.0
     """Probability of permuting a clip's colour channels (hue changes, shapes and shading stay)."""
+    styles: float = 0.0
+    """Probability of redrawing a clip in another picture style (:func:`avsplit.data.styles.restyle`:
+    line drawing, flat colours, blur, negative or grain), so that shape and motion, not one way of
+    drawing, identify a player."""
     composite: float = 0.0
     """Probability that a two-source example shows both sources in one picture, side by side, each
     source's vector pooled over its own half (:func:`side_by_side`): two players in one frame must
@@ -323,7 +328,8 @@ class MixSampler:
             f = (f - mean) * contrast + mean
             f = f * brightness
             frames = np.clip(f, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(self._recolour(frames, rng)), flow
+        frames = recolour(frames, rng, self.augment.greyscale, self.augment.channel_swap)
+        return np.ascontiguousarray(restyle(frames, rng, self.augment.styles)), flow
 
     def _zoomed_size(self, size: int, size_w: int, scale: int, rng: np.random.Generator) -> tuple[int, int]:
         """``(height, width)`` of the part of the frame a clip's crop is cut from: ``(size, size_w)``, or
@@ -333,15 +339,3 @@ class MixSampler:
             return size, size_w
         z = float(np.exp(rng.uniform(0.0, np.log(self.augment.zoom))))
         return tuple(max(2 * scale, int(round(s / z / scale)) * scale) for s in (size, size_w))
-
-    def _recolour(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``(F, H, W, 3)`` uint8 frames, turned grey or with permuted channels (:class:`Augment`)."""
-        if self.augment.greyscale > 0 and rng.random() < self.augment.greyscale:
-            grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            return np.repeat(np.clip(grey + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-        if self.augment.channel_swap > 0 and rng.random() < self.augment.channel_swap:
-            order = rng.permutation(3)
-            while (order == np.arange(3)).all():
-                order = rng.permutation(3)
-            return frames[..., order]
-        return frames

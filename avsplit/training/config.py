@@ -46,6 +46,8 @@ class TrainConfig:
     picture_variety: bool = False
     """Picture augmentations for varied pictures (:data:`avsplit.data.mixing.PICTURE_VARIETY`): crops
     that follow the motion (a source off-centre stays in view), grey and channel-swapped clips."""
+    picture_styles: float = 0.0
+    """Share of clips redrawn in another picture style (:attr:`avsplit.data.mixing.Augment.styles`)."""
     composite: float = 0.0
     """Share of two-source examples shown as one picture with both sources side by side, each
     source's vector pooled over its own half (:func:`avsplit.data.mixing.side_by_side`)."""

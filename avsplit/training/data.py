@@ -85,8 +85,8 @@ class StageSamplers:
                  announce: bool):
         self.videos, self.cfg, self.tcfg, self.curriculum = videos, cfg, tcfg, curriculum
         self.announce = announce
-        self.augment = Augment(timbre_db=tcfg.timbre_db, composite=tcfg.composite, equal_level=tcfg.equal_level, zoom=tcfg.zoom,
-                               **(PICTURE_VARIETY if tcfg.picture_variety else {}))
+        self.augment = Augment(timbre_db=tcfg.timbre_db, styles=tcfg.picture_styles, composite=tcfg.composite,
+                               equal_level=tcfg.equal_level, zoom=tcfg.zoom, **(PICTURE_VARIETY if tcfg.picture_variety else {}))
         self._samplers: dict[int, MixSampler] = {}
 
     def at(self, step: int) -> MixSampler:
