@@ -341,6 +341,28 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
     assert apart > 0  # some examples were far apart before
 
 
+def test_picture_styles_redraw_frames_and_leave_sound_and_flow(motion_set):
+    from avsplit.data.cache import PreprocessCache, PreprocessSettings
+    from avsplit.data.mixing import NO_AUGMENT, MixSampler
+    from avsplit.data.motion import cache_extras
+    from avsplit.models import preset
+    from avsplit.scan import scan_videos
+
+    cfg = preset("tiny-motion")
+    items = scan_videos(motion_set / "data" / "solos")
+    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                  extras=cache_extras(cfg)).build(items).ready)
+    plain = MixSampler(videos, cfg, seed=6, augment=NO_AUGMENT)
+    styled = MixSampler(videos, cfg, seed=6, augment=dataclasses.replace(NO_AUGMENT, styles=1.0))
+    for index in range(4):
+        # the first source's clip is drawn alike (the style's own draws shift the later sources' ones)
+        a, b = plain.example(index), styled.example(index)
+        assert a.videos == b.videos and a.starts[0] == b.starts[0]
+        np.testing.assert_array_equal(a.audio[0], b.audio[0])
+        np.testing.assert_array_equal(a.flow[0], b.flow[0])  # the motion is the video's, whatever the drawing
+        assert b.frames.shape == a.frames.shape and not np.array_equal(a.frames[0], b.frames[0])
+
+
 def test_zoomed_crops_scale_frames_and_flow_together(motion_set):
     from avsplit.data.motion import resize_clip
 
