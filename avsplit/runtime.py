@@ -33,9 +33,13 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+#: ``--amp`` settings (:func:`autocast_for`).
+AMP_MODES = ("auto", "bf16", "off")
+
+
 def autocast_for(device: torch.device, amp: str):
     """``auto``: bf16 on GPU, and on CPUs with native bf16; ``bf16``: always; ``off``: never."""
-    if amp not in ("auto", "bf16", "off"):
+    if amp not in AMP_MODES:
         raise ConfigError(f"unknown --amp {amp!r}", fix="use auto, bf16 or off")
     use = amp == "bf16" or (amp == "auto" and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())))
     if not use:

@@ -13,9 +13,6 @@ import numpy as np
 
 __all__ = ["STYLES", "recolour", "restyle", "sketch", "posterize", "blur", "invert", "grain"]
 
-#: Styles :func:`restyle` draws from, equally likely.
-STYLES = ("sketch", "posterize", "blur", "invert", "grain")
-
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -86,13 +83,14 @@ def grain(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(frames.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
+_DRAW = {"sketch": sketch, "posterize": posterize, "blur": blur, "invert": invert, "grain": grain}
+#: Styles :func:`restyle` draws from, equally likely.
+STYLES = tuple(_DRAW)
+
+
 def restyle(frames: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
     """With ``probability``, ``frames`` ``(F, H, W, 3)`` uint8 redrawn in one of :data:`STYLES` (chosen
     uniformly); otherwise unchanged."""
     if probability <= 0 or rng.random() >= probability:
         return frames
-    style = STYLES[int(rng.integers(len(STYLES)))]
-    return _DRAW[style](frames, rng)
-
-
-_DRAW = {"sketch": sketch, "posterize": posterize, "blur": blur, "invert": invert, "grain": grain}
+    return _DRAW[STYLES[int(rng.integers(len(STYLES)))]](frames, rng)

@@ -6,11 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from avsplit.errors import ConfigError
+from avsplit.runtime import AMP_MODES
 
 #: What the category head can read (:attr:`TrainConfig.category_on`).
 CATEGORY_ON = ("appearance", "vectors")
 OPTIMIZERS = ("sgd", "adam")
-AMP_MODES = ("auto", "bf16", "off")
 
 
 @dataclass(frozen=True)
