@@ -213,6 +213,7 @@ def train(
     flow_backend: Optional[str] = typer.Option(None, "--flow-backend", help="Motion presets: dis (OpenCV, CPU) or raft (torchvision, GPU)."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Motion presets: synthesizer (pixel-wise masks kept) or film."),
     timbre_db: Optional[float] = typer.Option(None, "--timbre-db", min=0.0, help="Random equaliser per source, band gains up to +-DB (0: off), so the model hears other synthesizers' timbres."),
+    sound_styles: Optional[float] = typer.Option(None, "--sound-styles", min=0.0, max=1.0, help="Share of sources played in another sound style: resonances, another register, saturation, other dynamics or a detuned double (0: off)."),
     picture_variety: Optional[bool] = typer.Option(None, "--picture-variety/--no-picture-variety", help="Crops that follow the motion, grey and channel-swapped clips (for varied pictures)."),
     picture_styles: Optional[float] = typer.Option(None, "--picture-styles", min=0.0, max=1.0, help="Share of clips redrawn in another picture style: line drawing, flat colours, blur, negative or grain (0: off)."),
     composite: Optional[float] = typer.Option(None, "--composite", min=0.0, max=1.0, help="Share of two-source examples shown side by side in one picture, each source pooled over its half (teaches duets)."),
@@ -236,7 +237,7 @@ def train(
     train_overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, optimizer=optimizer, lr_frame=lr_frame,
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
-                                              timbre_db=timbre_db, picture_variety=picture_variety, picture_styles=picture_styles,
+                                              timbre_db=timbre_db, sound_styles=sound_styles, picture_variety=picture_variety, picture_styles=picture_styles,
                                               composite=composite, equal_level=equal_level, zoom=zoom,
                                               category_weight=category_weight, category_on=category_on).items()
                        if v is not None}

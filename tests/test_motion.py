@@ -363,6 +363,29 @@ def test_picture_styles_redraw_frames_and_leave_sound_and_flow(motion_set):
         assert b.frames.shape == a.frames.shape and not np.array_equal(a.frames[0], b.frames[0])
 
 
+def test_sound_styles_change_the_sound_of_sources_and_nothing_else_they_draw(motion_set):
+    from avsplit.data.cache import PreprocessCache, PreprocessSettings
+    from avsplit.data.mixing import NO_AUGMENT, MixSampler
+    from avsplit.data.motion import cache_extras
+    from avsplit.models import preset
+    from avsplit.scan import scan_videos
+
+    cfg = preset("tiny-motion")
+    items = scan_videos(motion_set / "data" / "solos")
+    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                  extras=cache_extras(cfg)).build(items).ready)
+    plain = MixSampler(videos, cfg, seed=6, augment=NO_AUGMENT)
+    played = MixSampler(videos, cfg, seed=6, augment=dataclasses.replace(NO_AUGMENT, sound_styles=1.0))
+    for index in range(4):
+        a, b = plain.example(index), played.example(index)
+        assert a.videos == b.videos and a.starts[0] == b.starts[0]  # the same window of the same video
+        assert b.audio.shape == a.audio.shape and np.isfinite(b.audio).all()
+        assert not np.array_equal(a.audio[0], b.audio[0])
+        level = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+        assert level(b.audio[0]) == pytest.approx(level(a.audio[0]), rel=1e-3)  # no gain is drawn without augment
+        np.testing.assert_array_equal(a.frames[0], b.frames[0])  # no crop is drawn either: the picture stays
+
+
 def test_zoomed_crops_scale_frames_and_flow_together(motion_set):
     from avsplit.data.motion import resize_clip
 

@@ -2,7 +2,8 @@
 
 Each example takes ``num_mix`` sources from different videos, a random window of each (avoiding
 near-silent windows when possible), a random gain per source, optionally a random timbre (a smooth
-equaliser curve, so that a model trained on one synthesizer's instruments hears others), and frames
+equaliser curve) and another sound style (:mod:`avsplit.data.sounds`), so that a model trained on a
+few synthesizers' instruments hears others, and frames
 from inside each source's window, randomly cropped, flipped and colour-jittered. Examples are a pure function of
 ``(seed, index)``, so a run is reproducible and resumes exactly, whatever the number of workers.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from avsplit.data.entry import CachedVideo
 from avsplit.data.motion import crop_flip_flow, resize_clip, window_flow
+from avsplit.data.sounds import random_timbre, resound
 from avsplit.data.styles import recolour, restyle
 from avsplit.models.config import ModelConfig
 
@@ -66,7 +68,12 @@ class Augment:
     gain_db: float = 6.0
     """Per-source gains are drawn uniformly in [-gain_db, +gain_db] dB."""
     timbre_db: float = 0.0
-    """Per-source random equaliser (:func:`random_timbre`): band gains up to +-timbre_db dB; 0: off."""
+    """Per-source random equaliser (:func:`avsplit.data.sounds.random_timbre`): band gains up to
+    +-timbre_db dB; 0: off."""
+    sound_styles: float = 0.0
+    """Probability of playing a source in another sound style (:func:`avsplit.data.sounds.resound`:
+    resonances, another register, saturation, other dynamics or a detuned double), so that what the
+    picture shows, not one maker's sound, must pick a source out of the mixture."""
     crop_candidates: int = 1
     """Random crops drawn per clip when the frame is larger than the crop; with the flow of a motion
     model, the one holding the most motion is kept (:func:`choose_crop`), so that a sounding source
@@ -98,38 +105,6 @@ NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
 
 #: The picture augmentations of ``train --picture-variety``: motion-guided crops, grey and hue-swapped clips.
 PICTURE_VARIETY = {"crop_candidates": 4, "greyscale": 0.2, "channel_swap": 0.3}
-
-#: Band edges of the timbre equaliser: log-spaced nodes from this frequency up to Nyquist.
-TIMBRE_LOW_HZ = 60.0
-TIMBRE_NODES = 8
-
-
-def random_timbre(wave: np.ndarray, sample_rate: int, max_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Filter ``wave`` ``(samples,)`` by a random smooth equaliser curve and keep its RMS.
-
-    The curve's gains in dB are drawn uniformly in ``[-max_db, max_db]`` at ``TIMBRE_NODES`` log-spaced
-    frequencies (``TIMBRE_LOW_HZ`` to Nyquist) plus a random tilt of up to ``max_db / 2`` dB per
-    octave around 1 kHz, clipped to ``+-2 max_db``; it is interpolated linearly in log frequency
-    and applied as a zero-phase filter (FFT of the whole window). Different SoundFonts render the
-    same instrument with different spectral envelopes; this teaches the model not to rely on one.
-    """
-    n = wave.shape[-1]
-    spectrum = np.fft.rfft(wave.astype(np.float64))
-    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    nyquist = sample_rate / 2.0
-    nodes = np.log2(np.geomspace(TIMBRE_LOW_HZ, nyquist, TIMBRE_NODES))
-    node_db = rng.uniform(-max_db, max_db, TIMBRE_NODES)
-    tilt = rng.uniform(-max_db / 2.0, max_db / 2.0)
-    log_f = np.log2(np.clip(freqs, TIMBRE_LOW_HZ, nyquist))
-    curve_db = np.interp(log_f, nodes, node_db) + tilt * (log_f - np.log2(1000.0))
-    curve_db = np.clip(curve_db, -2.0 * max_db, 2.0 * max_db)
-    filtered = np.fft.irfft(spectrum * 10.0 ** (curve_db / 20.0), n)
-    before = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
-    after = float(np.sqrt(np.mean(filtered**2)))
-    if after > 0.0:
-        filtered *= before / after
-    return filtered.astype(np.float32)
-
 
 def choose_crop(h: int, w: int, size, scale: int, candidates: int, rng: np.random.Generator,
                 flow: np.ndarray | None = None) -> tuple[int, int]:
@@ -273,6 +248,7 @@ class MixSampler:
                 break
         if self.augment.timbre_db > 0:
             wave = random_timbre(wave, self.config.audio.sample_rate, self.augment.timbre_db, rng)
+        wave = resound(wave, self.config.audio.sample_rate, rng, self.augment.sound_styles)
         gain_db = rng.uniform(-self.augment.gain_db, self.augment.gain_db) if self.augment.gain_db else 0.0
         gain = float(10.0 ** (gain_db / 20.0))
         rate = cfg.audio.sample_rate

@@ -41,8 +41,10 @@ class TrainConfig:
     """Custom stages, ``PAIRS:SOURCES:UNTIL,...`` (:func:`avsplit.data.curriculum.parse_stages`);
     empty: the default stages."""
     timbre_db: float = 0.0
-    """Random equaliser per source (:func:`avsplit.data.mixing.random_timbre`), band gains up to
+    """Random equaliser per source (:func:`avsplit.data.sounds.random_timbre`), band gains up to
     +-timbre_db dB; 0: off."""
+    sound_styles: float = 0.0
+    """Share of sources played in another sound style (:attr:`avsplit.data.mixing.Augment.sound_styles`)."""
     picture_variety: bool = False
     """Picture augmentations for varied pictures (:data:`avsplit.data.mixing.PICTURE_VARIETY`): crops
     that follow the motion (a source off-centre stays in view), grey and channel-swapped clips."""
