@@ -186,11 +186,16 @@ def test_flow_cache_sampler_and_inference_agree(motion_set):
         np.testing.assert_allclose(ex.flow[0].astype(np.float32), crop_flip_flow(full, y, x, crop, False, 2), atol=1e-2)
 
 
-def test_composite_examples_show_both_sources_side_by_side(motion_set):
+def _tiny_motion_videos(motion_set):
+    """The tiny-motion preset and the motion set's solos, cached with their flow."""
     cfg = preset("tiny-motion")
     items = scan_videos(motion_set / "data" / "solos")
-    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
-                                  extras=cache_extras(cfg)).build(items).ready)
+    return cfg, list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
+                                     extras=cache_extras(cfg)).build(items).ready)
+
+
+def test_composite_examples_show_both_sources_side_by_side(motion_set):
+    cfg, videos = _tiny_motion_videos(motion_set)
     plain = dataclasses.replace(NO_AUGMENT, composite=1.0)  # centred crops, so the halves can be checked
     sampler = MixSampler(videos, cfg, seed=4, augment=plain)
     crop, half, rate = cfg.video.crop_size, cfg.video.crop_size // 2, cfg.audio.sample_rate
@@ -321,10 +326,7 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
     factors = equalising_factors([quiet, loud, silent])
     assert factors[2] == 1.0 and np.isclose(factors[0] * 0.01, factors[1] * 0.4, rtol=1e-5)
     assert np.isclose(factors[0] * 0.01, np.sqrt(0.01 * 0.4), rtol=1e-5)  # the geometric mean of the loud ones
-    cfg = preset("tiny-motion")
-    items = scan_videos(motion_set / "data" / "solos")
-    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
-                                  extras=cache_extras(cfg)).build(items).ready)
+    cfg, videos = _tiny_motion_videos(motion_set)
     for video, level in zip(videos, (1.0, 0.03)):  # clips recorded 30 dB apart
         video.audio_window = lambda start, length, read=video.audio_window, level=level: read(start, length) * np.float32(level)
     plain = MixSampler(videos, cfg, seed=5, augment=NO_AUGMENT)
@@ -341,47 +343,30 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
     assert apart > 0  # some examples were far apart before
 
 
-def test_picture_styles_redraw_frames_and_leave_sound_and_flow(motion_set):
-    from avsplit.data.cache import PreprocessCache, PreprocessSettings
-    from avsplit.data.mixing import NO_AUGMENT, MixSampler
-    from avsplit.data.motion import cache_extras
-    from avsplit.models import preset
-    from avsplit.scan import scan_videos
-
-    cfg = preset("tiny-motion")
-    items = scan_videos(motion_set / "data" / "solos")
-    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
-                                  extras=cache_extras(cfg)).build(items).ready)
+def _plain_and_augmented(motion_set, count: int = 4, **augment):
+    """``count`` pairs of examples of one seed: without augmentation, and with only ``augment`` set.
+    The first source's clip is drawn alike (an augmentation's own draws shift the later sources' ones)."""
+    cfg, videos = _tiny_motion_videos(motion_set)
     plain = MixSampler(videos, cfg, seed=6, augment=NO_AUGMENT)
-    styled = MixSampler(videos, cfg, seed=6, augment=dataclasses.replace(NO_AUGMENT, styles=1.0))
-    for index in range(4):
-        # the first source's clip is drawn alike (the style's own draws shift the later sources' ones)
-        a, b = plain.example(index), styled.example(index)
-        assert a.videos == b.videos and a.starts[0] == b.starts[0]
+    changed = MixSampler(videos, cfg, seed=6, augment=dataclasses.replace(NO_AUGMENT, **augment))
+    for index in range(count):
+        a, b = plain.example(index), changed.example(index)
+        assert a.videos == b.videos and a.starts[0] == b.starts[0]  # the same window of the same video
+        yield a, b
+
+
+def test_picture_styles_redraw_frames_and_leave_sound_and_flow(motion_set):
+    for a, b in _plain_and_augmented(motion_set, styles=1.0):
         np.testing.assert_array_equal(a.audio[0], b.audio[0])
         np.testing.assert_array_equal(a.flow[0], b.flow[0])  # the motion is the video's, whatever the drawing
         assert b.frames.shape == a.frames.shape and not np.array_equal(a.frames[0], b.frames[0])
 
 
 def test_sound_styles_change_the_sound_of_sources_and_nothing_else_they_draw(motion_set):
-    from avsplit.data.cache import PreprocessCache, PreprocessSettings
-    from avsplit.data.mixing import NO_AUGMENT, MixSampler
-    from avsplit.data.motion import cache_extras
-    from avsplit.models import preset
-    from avsplit.scan import scan_videos
-
-    cfg = preset("tiny-motion")
-    items = scan_videos(motion_set / "data" / "solos")
-    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
-                                  extras=cache_extras(cfg)).build(items).ready)
-    plain = MixSampler(videos, cfg, seed=6, augment=NO_AUGMENT)
-    played = MixSampler(videos, cfg, seed=6, augment=dataclasses.replace(NO_AUGMENT, sound_styles=1.0))
-    for index in range(4):
-        a, b = plain.example(index), played.example(index)
-        assert a.videos == b.videos and a.starts[0] == b.starts[0]  # the same window of the same video
+    level = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    for a, b in _plain_and_augmented(motion_set, sound_styles=1.0):
         assert b.audio.shape == a.audio.shape and np.isfinite(b.audio).all()
         assert not np.array_equal(a.audio[0], b.audio[0])
-        level = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
         assert level(b.audio[0]) == pytest.approx(level(a.audio[0]), rel=1e-3)  # no gain is drawn without augment
         np.testing.assert_array_equal(a.frames[0], b.frames[0])  # no crop is drawn either: the picture stays
 
@@ -397,9 +382,7 @@ def test_zoomed_crops_scale_frames_and_flow_together(motion_set):
     np.testing.assert_allclose(big_flow[..., 0], 16 / 12, rtol=1e-3)  # a displacement stretches with its axis
     np.testing.assert_allclose(big_flow[..., 1], -0.5 * 16 / 8, rtol=1e-3)
 
-    cfg = preset("tiny-motion")
-    videos = list(PreprocessCache(motion_set / "cache", PreprocessSettings(cfg.audio, cfg.video),
-                                  extras=cache_extras(cfg)).build(scan_videos(motion_set / "data" / "solos")).ready)
+    cfg, videos = _tiny_motion_videos(motion_set)
     augment = dataclasses.replace(NO_AUGMENT, crop=True, zoom=3.0)
     sampler = MixSampler(videos, cfg, seed=2, augment=augment)
     crop, (h, w) = cfg.video.crop_size, (96, 128)

@@ -98,3 +98,9 @@ def test_random_timbre_reshapes_the_spectrum_within_bounds():
     relative = change_db - change_db.mean()
     assert np.ptp(relative) > 1.0  # the balance between the partials changed
     assert np.all(np.abs(change_db) < 4 * 6.0 + 1e-3)  # the curve's gain is bounded (+-2 max_db, then level kept)
+
+
+@pytest.mark.parametrize("style", SOUND_STYLES)
+def test_a_silent_window_stays_silent(style):
+    out = sounds._MAKE[style](np.zeros(4000, np.float32), RATE, np.random.default_rng(0))
+    assert out.shape == (4000,) and not np.any(out)
