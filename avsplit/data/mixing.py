@@ -3,9 +3,9 @@
 Each example takes ``num_mix`` sources from different videos, a random window of each (avoiding
 near-silent windows when possible), a random gain per source, optionally a random timbre (a smooth
 equaliser curve) and another sound style (:mod:`avsplit.data.sounds`), so that a model trained on a
-few synthesizers' instruments hears others, and frames
-from inside each source's window, randomly cropped, flipped and colour-jittered. Examples are a pure function of
-``(seed, index)``, so a run is reproducible and resumes exactly, whatever the number of workers.
+few synthesizers' instruments hears others, and frames from inside each source's window, randomly
+cropped, flipped and colour-jittered. Examples are a pure function of ``(seed, index)``, so a run is
+reproducible and resumes exactly, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from avsplit.data.entry import CachedVideo
 from avsplit.data.motion import crop_flip_flow, resize_clip, window_flow
 from avsplit.data.sounds import random_timbre, resound
 from avsplit.data.styles import recolour, restyle
+from avsplit.dsp.filters import rms
 from avsplit.models.config import ModelConfig
 
 #: Windows quieter than this RMS are re-drawn (a few times) when sampling.
@@ -148,12 +149,12 @@ def side_by_side(frames: list[np.ndarray], flows: list, rng: np.random.Generator
 def equalising_factors(waves: Sequence[np.ndarray]) -> list[float]:
     """Factors that bring each wave ``(samples,)`` to the geometric mean RMS of the waves (those
     quieter than ``MIN_WINDOW_RMS`` are left as they are and do not count in the mean)."""
-    rms = [float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves]
-    loud = [r for r in rms if r >= MIN_WINDOW_RMS]
+    levels = [rms(w) for w in waves]
+    loud = [r for r in levels if r >= MIN_WINDOW_RMS]
     if not loud:
         return [1.0] * len(waves)
     target = float(np.exp(np.mean(np.log(loud))))
-    return [target / r if r >= MIN_WINDOW_RMS else 1.0 for r in rms]
+    return [target / r if r >= MIN_WINDOW_RMS else 1.0 for r in levels]
 
 
 class MixSampler:

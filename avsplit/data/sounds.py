@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avsplit.dsp.filters import rms, zero_phase_gain
+
 __all__ = ["SOUND_STYLES", "random_timbre", "resound", "resonances", "pitch_shift", "drive", "dynamics", "detune"]
 
 #: Band edges of the timbre equaliser: log-spaced nodes from this frequency up to Nyquist.
@@ -19,24 +21,12 @@ TIMBRE_LOW_HZ = 60.0
 TIMBRE_NODES = 8
 
 
-def _rms(wave: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
-
-
 def _keep_rms(out: np.ndarray, wave: np.ndarray) -> np.ndarray:
     """``out`` scaled to the RMS of ``wave``, as float32 (unscaled when ``out`` is silent)."""
-    after = _rms(out)
+    after = rms(out)
     if after > 0.0:
-        out = out * (_rms(wave) / after)
+        out = out * (rms(wave) / after)
     return np.asarray(out, dtype=np.float32)
-
-
-def _filter(wave: np.ndarray, sample_rate: int, curve_db) -> np.ndarray:
-    """``wave`` through a zero-phase filter (FFT of the whole window) of gain ``curve_db(freqs)`` dB."""
-    n = wave.shape[-1]
-    spectrum = np.fft.rfft(wave.astype(np.float64))
-    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    return np.fft.irfft(spectrum * 10.0 ** (curve_db(freqs) / 20.0), n)
 
 
 def random_timbre(wave: np.ndarray, sample_rate: int, max_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -57,7 +47,7 @@ def random_timbre(wave: np.ndarray, sample_rate: int, max_db: float, rng: np.ran
         log_f = np.log2(np.clip(freqs, TIMBRE_LOW_HZ, nyquist))
         return np.clip(np.interp(log_f, nodes, node_db) + tilt * (log_f - np.log2(1000.0)), -2.0 * max_db, 2.0 * max_db)
 
-    return _keep_rms(_filter(wave, sample_rate, curve), wave)
+    return _keep_rms(zero_phase_gain(wave, sample_rate, curve), wave)
 
 
 def resonances(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,7 +62,7 @@ def resonances(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -> 
         log_f = np.log2(np.maximum(freqs, 20.0))[:, None]
         return (gains / (1.0 + ((log_f - centres) / widths) ** 2)).sum(axis=1)
 
-    return _keep_rms(_filter(wave, sample_rate, curve), wave)
+    return _keep_rms(zero_phase_gain(wave, sample_rate, curve), wave)
 
 
 def _stretch(wave: np.ndarray, analysis_hop: int, synthesis_hop: int, n_fft: int = 1024) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
+from avsplit.dsp.filters import zero_phase_gain
 from avsplit.dsp.resample import resample
 
 __all__ = ["SOURCE_RATES", "CHAIN_STEPS", "random_source_chain", "random_video_chain", "apply_source_chain",
@@ -69,13 +70,14 @@ def chain_label(source_chain: dict | None, video_chain: dict | None, output_rate
 
 def _equalise(audio: np.ndarray, rate: int, bands: list) -> np.ndarray:
     """Peaking bands ``[centre Hz, gain dB, width in octaves]`` as a smooth gain over frequency."""
-    spec = np.fft.rfft(audio.astype(np.float64))
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / rate)
-    octaves = np.log2(np.maximum(freqs, 10.0))
-    gain_db = np.zeros_like(freqs)
-    for centre, gain, width in bands:
-        gain_db += gain * np.exp(-0.5 * ((octaves - np.log2(centre)) / (width / 2.355)) ** 2)
-    return np.fft.irfft(spec * 10 ** (gain_db / 20.0), n=len(audio))
+    def gain_db(freqs):
+        octaves = np.log2(np.maximum(freqs, 10.0))
+        total = np.zeros_like(freqs)
+        for centre, gain, width in bands:
+            total += gain * np.exp(-0.5 * ((octaves - np.log2(centre)) / (width / 2.355)) ** 2)
+        return total
+
+    return zero_phase_gain(audio, rate, gain_db)
 
 
 def _room(audio: np.ndarray, rate: int, room: dict) -> np.ndarray:
