@@ -283,10 +283,10 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--gain-db", "9", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
     saved = json.loads((run / "config.json").read_text())["train"]
-    assert saved["picture_variety"] is True and saved["composite"] == 0.5
+    assert saved["picture_variety"] is True and saved["composite"] == 0.5 and saved["gain_db"] == 9
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"
@@ -341,6 +341,14 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
             assert np.allclose(rms, rms[0], rtol=1e-3)
             apart += before.max() / before.min() > 3
     assert apart > 0  # some examples were far apart before
+    wide = MixSampler(videos, cfg, seed=5, augment=dataclasses.replace(NO_AUGMENT, equal_level=True, gain_db=10.0))
+    spreads = []
+    for index in range(40):
+        levels = np.sqrt(np.mean(wide.example(index).audio.astype(np.float64) ** 2, axis=1))
+        if (levels >= MIN_WINDOW_RMS).all():
+            spreads.append(20 * np.log10(levels.max() / levels.min()))
+    assert len(spreads) > 20 and max(spreads) <= 20.01  # equal levels, then +-10 dB each
+    assert max(spreads) > 12  # beyond what the default +-6 dB can make
 
 
 def _plain_and_augmented(motion_set, count: int = 4, **augment):

@@ -56,6 +56,9 @@ class TrainConfig:
     equal_level: bool = False
     """Sources of an example brought to the same RMS before their random gain
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
+    gain_db: float = 6.0
+    """Random gain of each mixed source, uniform in ``[-gain_db, +gain_db]`` dB
+    (:attr:`avsplit.data.mixing.Augment.gain_db`)."""
     zoom: float = 1.0
     """Largest zoom of the crops (:attr:`avsplit.data.mixing.Augment.zoom`); 1: off."""
     category_weight: float = 0.0
