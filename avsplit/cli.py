@@ -217,6 +217,7 @@ def train(
     picture_variety: Optional[bool] = typer.Option(None, "--picture-variety/--no-picture-variety", help="Crops that follow the motion, grey and channel-swapped clips (for varied pictures)."),
     picture_styles: Optional[float] = typer.Option(None, "--picture-styles", min=0.0, max=1.0, help="Share of clips redrawn in another picture style: line drawing, flat colours, blur, negative or grain (0: off)."),
     composite: Optional[float] = typer.Option(None, "--composite", min=0.0, max=1.0, help="Share of two-source examples shown side by side in one picture, each source pooled over its half (teaches duets)."),
+    inset: Optional[float] = typer.Option(None, "--inset", min=0.0, max=1.0, help="Share of --composite examples drawn as one source's clip, scaled to 35-65%, inset in the other's picture instead of side by side (players of different sizes, one in front)."),
     equal_level: Optional[bool] = typer.Option(None, "--equal-level/--no-equal-level", help="Bring the mixed sources to the same level before their random gain (for clips recorded at levels far apart)."),
     gain_db: Optional[float] = typer.Option(None, "--gain-db", min=0.0, help="Random gain of each mixed source, up to +-DB (default 6); with --equal-level the sources differ by up to twice this (wider: the model also learns sources far quieter than the others)."),
     zoom: Optional[float] = typer.Option(None, "--zoom", min=1.0, help="Half the crops cut from a part of the frame up to this many times smaller and scaled up (players drawn small are also seen large; 1: off)."),
@@ -239,7 +240,7 @@ def train(
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db, sound_styles=sound_styles, picture_variety=picture_variety, picture_styles=picture_styles,
-                                              composite=composite, equal_level=equal_level, gain_db=gain_db, zoom=zoom,
+                                              composite=composite, inset=inset, equal_level=equal_level, gain_db=gain_db, zoom=zoom,
                                               category_weight=category_weight, category_on=category_on).items()
                        if v is not None}
     if freeze:

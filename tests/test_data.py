@@ -330,7 +330,7 @@ def test_missing_source_and_unbuilt(tmp_path, dataset):
 
 
 def test_choose_crop_follows_the_motion():
-    from avsplit.data.mixing import choose_crop
+    from avsplit.data.motion import choose_crop
 
     h, w, size, scale = 64, 160, 48, 4
     flow = np.zeros((3, h // scale, w // scale, 2), np.float32)
@@ -344,4 +344,6 @@ def test_choose_crop_follows_the_motion():
     assert choose_crop(h, w, size, scale, 1, np.random.default_rng(5), flow) == (y // scale * scale, x // scale * scale)
     random_picks = [choose_crop(h, w, size, scale, 1, np.random.default_rng(seed), flow) for seed in range(20)]
     assert sum(x + size > 120 for _, x in random_picks) < 14
+    least = [choose_crop(h, w, size, scale, 8, np.random.default_rng(seed), flow, least=True) for seed in range(20)]
+    assert sum(x + size > 120 for _, x in least) <= 1  # least: the mover is (almost) always left out
 

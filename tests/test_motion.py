@@ -224,6 +224,28 @@ def test_composite_examples_show_both_sources_side_by_side(motion_set):
     assert whole.any() and not whole.all()  # plain examples pool whole pictures; composites their halves
 
 
+def test_inset_composites_show_one_source_inside_the_others_picture(motion_set):
+    cfg, videos = _tiny_motion_videos(motion_set)
+    augment = dataclasses.replace(NO_AUGMENT, composite=1.0, inset=0.5)
+    crop, scale = cfg.video.crop_size, cfg.motion.flow_scale
+    kinds = set()
+    for index in range(12):
+        ex = MixSampler(videos, cfg, seed=4, augment=augment).example(index)
+        assert ex.frames.shape == (2, cfg.video.num_frames, crop, crop, 3) and ex.flow.shape[2:4] == (crop // scale,) * 2
+        np.testing.assert_array_equal(ex.frames[0], ex.frames[1])
+        assert (ex.regions[0] ^ ex.regions[1]).all()
+        sizes = sorted(int(r.sum()) for r in ex.regions)
+        kinds.add("halves" if sizes[0] == sizes[1] else "inset")
+        if sizes[0] != sizes[1]:
+            inset = int(ex.regions[1].sum() < ex.regions[0].sum())
+            rows, cols = np.nonzero(ex.regions[inset])
+            assert ex.regions[inset].sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # a rectangle: the inset clip
+    assert kinds == {"halves", "inset"}  # --inset 0.5: some composites side by side, some inset
+    plain = MixSampler(videos, cfg, seed=4, augment=dataclasses.replace(NO_AUGMENT, composite=1.0))
+    same = MixSampler(videos, cfg, seed=4, augment=dataclasses.replace(NO_AUGMENT, composite=1.0, inset=0.0))
+    np.testing.assert_array_equal(plain.example(3).frames, same.example(3).frames)  # inset 0 draws nothing
+
+
 def test_pooling_over_regions_sees_only_their_cells():
     from avsplit.models.separator import region_cells
 
@@ -283,10 +305,10 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--gain-db", "9", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--inset", "0.5", "--gain-db", "9", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
     saved = json.loads((run / "config.json").read_text())["train"]
-    assert saved["picture_variety"] is True and saved["composite"] == 0.5 and saved["gain_db"] == 9
+    assert saved["picture_variety"] is True and saved["composite"] == 0.5 and saved["inset"] == 0.5 and saved["gain_db"] == 9
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"

@@ -15,8 +15,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from avsplit.data.composites import picture_in_picture, side_by_side
 from avsplit.data.entry import CachedVideo
-from avsplit.data.motion import crop_flip_flow, resize_clip, window_flow
+from avsplit.data.motion import choose_crop, crop_flip_flow, resize_clip, window_flow
 from avsplit.data.sounds import random_timbre, resound
 from avsplit.data.styles import recolour, restyle
 from avsplit.dsp.filters import rms
@@ -35,7 +36,7 @@ class MixExample:
     sampler's video list; ``starts``: window start sample per source; ``flow`` (motion models):
     float16 ``(sources, steps, height / s, width / s, 2)``, cut and mirrored like the frames;
     ``regions``: bool ``(sources, height, width)``, the pixels of each source's picture that show it
-    (a composite example, :func:`side_by_side`), or ``None``: each source's whole picture.
+    (a composite example, :mod:`avsplit.data.composites`), or ``None``: each source's whole picture.
     """
 
     audio: np.ndarray
@@ -77,8 +78,8 @@ class Augment:
     picture shows, not one maker's sound, must pick a source out of the mixture."""
     crop_candidates: int = 1
     """Random crops drawn per clip when the frame is larger than the crop; with the flow of a motion
-    model, the one holding the most motion is kept (:func:`choose_crop`), so that a sounding source
-    off the centre of a wide or tall frame stays in view. 1: one random crop."""
+    model, the one holding the most motion is kept (:func:`avsplit.data.motion.choose_crop`), so
+    that a sounding source off the centre of a wide or tall frame stays in view. 1: one random crop."""
     greyscale: float = 0.0
     """Probability of turning a clip's frames grey (a shape cue, not a colour one, must then identify it)."""
     channel_swap: float = 0.0
@@ -89,8 +90,12 @@ class Augment:
     drawing, identify a player."""
     composite: float = 0.0
     """Probability that a two-source example shows both sources in one picture, side by side, each
-    source's vector pooled over its own half (:func:`side_by_side`): two players in one frame must
-    then give two different vectors, as separating a duet needs."""
+    source's vector pooled over its own half (:func:`avsplit.data.composites.side_by_side`): two
+    players in one frame must then give two different vectors, as separating a duet needs."""
+    inset: float = 0.0
+    """Probability that a composite example shows one source's clip scaled down and inset in the
+    other's picture instead of side by side (:func:`avsplit.data.composites.picture_in_picture`):
+    players of different sizes, one in front of the other, as varied duets show them."""
     zoom: float = 1.0
     """Largest zoom of a clip's crop: half the clips are cut from a smaller part of the frame (side
     ``crop_size / z``, ``z`` log-uniform in ``[1, zoom]``, chosen like any crop) and scaled up to
@@ -106,45 +111,6 @@ NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
 
 #: The picture augmentations of ``train --picture-variety``: motion-guided crops, grey and hue-swapped clips.
 PICTURE_VARIETY = {"crop_candidates": 4, "greyscale": 0.2, "channel_swap": 0.3}
-
-def choose_crop(h: int, w: int, size, scale: int, candidates: int, rng: np.random.Generator,
-                flow: np.ndarray | None = None) -> tuple[int, int]:
-    """Top-left ``(y, x)`` of a crop of ``size`` (a square's side or ``(height, width)``) of an ``(h, w)``
-    frame, multiples of ``scale``.
-
-    ``candidates`` crops are drawn uniformly; with ``flow`` ``(steps, h / scale, w / scale, 2)`` the one
-    whose flow speeds add up highest is kept (ties: the first drawn), otherwise the first.
-    """
-    size_h, size_w = (size, size) if np.isscalar(size) else size
-    picks = [(int(rng.integers(0, h - size_h + 1)) // scale * scale, int(rng.integers(0, w - size_w + 1)) // scale * scale)
-             for _ in range(max(1, candidates))]
-    if flow is None or len(picks) == 1 or flow.shape[0] == 0:
-        return picks[0]
-    speed = np.sqrt((np.asarray(flow, np.float32) ** 2).sum(-1)).sum(0)  # (h / s, w / s)
-    table = np.pad(speed.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    nh, nw = size_h // scale, size_w // scale
-
-    def motion(y: int, x: int) -> float:
-        y0, x0 = y // scale, x // scale
-        return float(table[y0 + nh, x0 + nw] - table[y0, x0 + nw] - table[y0 + nh, x0] + table[y0, x0])
-
-    return max(picks, key=lambda yx: motion(*yx))
-
-
-def side_by_side(frames: list[np.ndarray], flows: list, rng: np.random.Generator):
-    """Two sources' half-width clips, uint8 ``(F, H, W / 2, 3)`` each (and their flow ``(steps, h, w / 2,
-    2)``, or ``None``s), put side by side in a random order: one picture ``(2, F, H, W, 3)`` shown for both
-    sources, its flow ``(2, steps, h, w, 2)`` (or ``None``) and the sources' halves, bool ``(2, H, W)``."""
-    order = [0, 1] if rng.random() < 0.5 else [1, 0]
-    canvas = np.concatenate([frames[i] for i in order], axis=2)
-    flow = None if flows[0] is None else np.concatenate([flows[i] for i in order], axis=2)
-    half = frames[0].shape[2]
-    regions = np.zeros((2, canvas.shape[1], canvas.shape[2]), bool)
-    for slot, i in enumerate(order):
-        regions[i, :, slot * half : (slot + 1) * half] = True
-    both = np.stack([canvas, canvas])
-    return both, None if flow is None else np.stack([flow, flow]), regions
-
 
 def equalising_factors(waves: Sequence[np.ndarray]) -> list[float]:
     """Factors that bring each wave ``(samples,)`` to the geometric mean RMS of the waves (those
@@ -192,7 +158,8 @@ class MixSampler:
         rng = self.rng(index)
         chosen = self._choose_videos(rng)
         composite = self.num_mix == 2 and self.augment.composite > 0 and rng.random() < self.augment.composite
-        width = self.config.video.crop_size // 2 if composite else None
+        inset = composite and self.augment.inset > 0 and rng.random() < self.augment.inset
+        width = self.config.video.crop_size // 2 if composite and not inset else None
         audio, frames, starts, flows, gains = [], [], [], [], []
         for v in chosen:
             wave, clip_frames, start, flow, gain = self._clip(self.videos[v], rng, width)
@@ -204,6 +171,10 @@ class MixSampler:
         if self.augment.equal_level:
             gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
         audio = [wave * np.float32(g) for wave, g in zip(audio, gains)]  # float32 waves stay float32
+        if inset:
+            scale = self.config.motion.flow_scale if self.config.motion is not None else 1
+            pictures, flow, regions = picture_in_picture(frames, flows, rng, scale)
+            return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
         if composite:
             pictures, flow, regions = side_by_side(frames, flows, rng)
             return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)

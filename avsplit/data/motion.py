@@ -89,3 +89,27 @@ def resize_clip(frames: np.ndarray, flow: np.ndarray | None, size: tuple[int, in
         flow = np.stack([cv2.resize(np.asarray(f, np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR) for f in flow])
         flow = flow * stretch
     return frames, flow
+
+
+def choose_crop(h: int, w: int, size, scale: int, candidates: int, rng: np.random.Generator,
+                flow: np.ndarray | None = None, least: bool = False) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of a crop of ``size`` (a square's side or ``(height, width)``) of an ``(h, w)``
+    frame, multiples of ``scale``.
+
+    ``candidates`` crops are drawn uniformly; with ``flow`` ``(steps, h / scale, w / scale, 2)`` the one
+    whose flow speeds add up highest (``least``: lowest) is kept (ties: the first drawn), otherwise the first.
+    """
+    size_h, size_w = (size, size) if np.isscalar(size) else size
+    picks = [(int(rng.integers(0, h - size_h + 1)) // scale * scale, int(rng.integers(0, w - size_w + 1)) // scale * scale)
+             for _ in range(max(1, candidates))]
+    if flow is None or len(picks) == 1 or flow.shape[0] == 0:
+        return picks[0]
+    speed = np.sqrt((np.asarray(flow, np.float32) ** 2).sum(-1)).sum(0)  # (h / s, w / s)
+    table = np.pad(speed.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    nh, nw = size_h // scale, size_w // scale
+
+    def motion(y: int, x: int) -> float:
+        y0, x0 = y // scale, x // scale
+        return float(table[y0 + nh, x0 + nw] - table[y0, x0 + nw] - table[y0 + nh, x0] + table[y0, x0])
+
+    return (min if least else max)(picks, key=lambda yx: motion(*yx))

@@ -52,7 +52,10 @@ class TrainConfig:
     """Share of clips redrawn in another picture style (:attr:`avsplit.data.mixing.Augment.styles`)."""
     composite: float = 0.0
     """Share of two-source examples shown as one picture with both sources side by side, each
-    source's vector pooled over its own half (:func:`avsplit.data.mixing.side_by_side`)."""
+    source's vector pooled over its own half (:func:`avsplit.data.composites.side_by_side`)."""
+    inset: float = 0.0
+    """Share of those composites drawn as one source's clip inset in the other's picture instead
+    (:func:`avsplit.data.composites.picture_in_picture`)."""
     equal_level: bool = False
     """Sources of an example brought to the same RMS before their random gain
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""

@@ -85,7 +85,7 @@ class StageSamplers:
                  announce: bool):
         self.videos, self.cfg, self.tcfg, self.curriculum = videos, cfg, tcfg, curriculum
         self.announce = announce
-        self.augment = Augment(timbre_db=tcfg.timbre_db, sound_styles=tcfg.sound_styles, styles=tcfg.picture_styles, composite=tcfg.composite,
+        self.augment = Augment(timbre_db=tcfg.timbre_db, sound_styles=tcfg.sound_styles, styles=tcfg.picture_styles, composite=tcfg.composite, inset=tcfg.inset,
                                equal_level=tcfg.equal_level, gain_db=tcfg.gain_db, zoom=tcfg.zoom, **(PICTURE_VARIETY if tcfg.picture_variety else {}))
         self._samplers: dict[int, MixSampler] = {}
 
