@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from avsplit.evaluation.breakdown import count_summary, join_domains, markdown_lines, match_tracks, read_domain, truth_domain
+from avsplit.evaluation.breakdown import count_summary, join_domains, level_bin, markdown_lines, match_tracks, read_domain, truth_domain
 from avsplit.inference.counting import distinct_sources, salient_cells, sound_flux
 from avsplit.evaluation import EvalItem, summarize, write_outputs
 from avsplit.inference import Region
@@ -109,6 +110,10 @@ def test_count_accuracy_per_kind_and_domain_groups(tmp_path):
     by_glyph = summary["mix"]["source_domains"]["glyph"]  # each source by its own glyph
     assert by_glyph == {"emoji": {"sources": 2, "model_sdr": 8.0, "mixture_sdr": 1.0, "gain": 7.0},
                         "outline": {"sources": 1, "model_sdr": -1.0, "mixture_sdr": -1.0, "gain": 0.0}}
+    by_level = summary["mix"]["source_domains"]["level"]  # each source by its level in the mixture
+    assert by_level == {"-6 to +6 dB": {"sources": 3, "model_sdr": pytest.approx(5.0), "mixture_sdr": pytest.approx(1 / 3),
+                                        "gain": pytest.approx(14 / 3)}}
+    assert [level_bin(v) for v in (-12.0, -6.0, 0.0, 6.5)] == ["under -6 dB", "-6 to +6 dB", "-6 to +6 dB", "over +6 dB"]
     assert "source_domains" not in same
     write_outputs(items, summary, {}, tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "e.md")
     data = json.loads((tmp_path / "e.json").read_text())

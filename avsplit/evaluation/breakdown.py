@@ -12,7 +12,8 @@ solos joins its solos' values per axis; its split is the farthest from training 
 (:data:`SPLIT_ORDER`). Every protocol group of the summary gets ``domains``: per axis (``split``
 first: in-domain vs out-of-domain), per value, the items and their mean scores. The mix protocol
 also gets ``source_domains``: each source scored by its own domain (a mixture of an emoji and an
-outline glyph says which of the two was separated).
+outline glyph says which of the two was separated), and by its ``level`` in the mixture
+(:func:`level_bin`: a source far quieter than the others is the hardest to pull out).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ UNKNOWN = "unknown"
 #: Splits from in-domain to farthest out: a mixture takes the last of its solos' splits.
 SPLIT_ORDER = ("train", UNKNOWN, "foreign", "real")
 COUNT_KINDS = ("different-kind", "same-kind", "solo")
+#: A source's level in its mixture, binned: its input SDR (the mixture scored as its estimate),
+#: below, within or above this many dB.
+LEVEL_BIN_DB = 6.0
+
+
+def level_bin(mixture_sdr: float) -> str:
+    """The ``level`` a source of a mixture is filed under, from its input SDR (dB)."""
+    if mixture_sdr < -LEVEL_BIN_DB:
+        return f"under -{LEVEL_BIN_DB:g} dB"
+    return f"over +{LEVEL_BIN_DB:g} dB" if mixture_sdr > LEVEL_BIN_DB else f"-{LEVEL_BIN_DB:g} to +{LEVEL_BIN_DB:g} dB"
 
 
 def truth_domain(truth: dict | None) -> dict[str, str]:
@@ -121,8 +132,8 @@ def source_score(item, method: str, metric: str, source: int) -> float | None:
 
 
 def source_domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
-    """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first), per
-    value of that source's own domain, ``sources`` and the means of its model and mixture SDR and of
+    """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first, then
+    the domain axes and ``level``), per value of that source's own domain (or level bin), ``sources`` and the means of its model and mixture SDR and of
     ``gain`` (model minus mixture). Sources not scored by both (silent, undefined) are left out;
     ``{}`` when none."""
     pairs: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -133,8 +144,10 @@ def source_domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
             model_sdr, mixture_sdr = source_score(it, "model", "sdr", s), source_score(it, "mixture", "sdr", s)
             if model_sdr is None or mixture_sdr is None:
                 continue
-            for axis in ("split",) + DOMAIN_AXES:
-                pairs.setdefault(axis, {}).setdefault(domain.get(axis, UNKNOWN), []).append((model_sdr, mixture_sdr))
+            values = {axis: domain.get(axis, UNKNOWN) for axis in ("split",) + DOMAIN_AXES}
+            values["level"] = level_bin(mixture_sdr)
+            for axis, value in values.items():
+                pairs.setdefault(axis, {}).setdefault(value, []).append((model_sdr, mixture_sdr))
     out: dict[str, dict[str, Any]] = {}
     for axis, values in pairs.items():
         out[axis] = {}
