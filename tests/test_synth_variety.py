@@ -59,8 +59,8 @@ def test_truth_names_its_domain(train_set):
         for source in truth["sources"]:
             d = source["domain"]
             assert set(d) == SOURCE_KEYS
-            assert d["sound_maker"] in ("additive", "real") or d["sound_maker"] == f"sf:{d['soundfont']}"
-            assert (d["soundfont"] == "none") == (d["sound_maker"] in ("additive", "real"))
+            assert d["sound_maker"] in ("additive", "physical", "real") or d["sound_maker"] == f"sf:{d['soundfont']}"
+            assert (d["soundfont"] == "none") == (d["sound_maker"] in ("additive", "physical", "real"))
             assert d["glyph"] in ("emoji", "outline", "drawn") and d["motion"] in MOTIONS
             assert d["chain"] == "clean" or all(step in ("lowrate", "eq", "room", "comp", "noise", "aac")
                                                 for step in d["chain"].split("+"))

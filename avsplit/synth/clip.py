@@ -19,6 +19,7 @@ from avsplit.synth.instruments import Category
 from avsplit.synth.makers import SoundFont, apply_expression
 from avsplit.synth.melody import random_melody
 from avsplit.synth.performance import perform
+from avsplit.synth.physical import render_physical
 from avsplit.synth.realtakes import render_take
 from avsplit.synth.variety import HELD_OUT, Resources, SourcePlan, pick_background, plan_sources, source_domain
 
@@ -98,7 +99,8 @@ def _render_one(st: Settings, cat: Category, plan: SourcePlan, rng: np.random.Ge
         melody = holder["melody"]
         if plan.soundfont is not None:
             return render_fluidsynth(plan.soundfont.path, cat, melody, rate, n, plan.fx)
-        return apply_expression(render_additive(cat, melody, rate, n, rng), melody, rate)
+        synthesize = render_physical if plan.maker == "physical" else render_additive
+        return apply_expression(synthesize(cat, melody, rate, n, rng), melody, rate)
 
     if plan.take is None and melody is None:
         if st.variety == "full":

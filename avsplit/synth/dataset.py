@@ -151,7 +151,7 @@ class _Makers:
 
     def describe_audio(self, variety: str) -> str:
         if variety == "full":
-            return "+".join([f"sf:{f.stem}" for f in self.resources.soundfonts] + ["additive"]
+            return "+".join([f"sf:{f.stem}" for f in self.resources.soundfonts] + ["additive", "physical"]
                             + (["real"] if self.resources.sample_dir else []))
         return f"{self.renderer.name}" + (f" ({self.renderer.soundfont.name})" if self.renderer.soundfont else "")
 

@@ -1,8 +1,10 @@
 """Sound makers of ``--variety full``: every installed General MIDI SoundFont, the additive
-synthesizer and real recordings (:mod:`avsplit.synth.realtakes`), and random FluidSynth settings.
+synthesizer, physical models of each instrument family (:mod:`avsplit.synth.physical`, drawn only
+for training data) and real recordings (:mod:`avsplit.synth.realtakes`), and random FluidSynth
+settings.
 
-A sound maker is named as in the truth's domain: ``sf:<SoundFont file stem>``, ``additive`` or
-``real``.
+A sound maker is named as in the truth's domain: ``sf:<SoundFont file stem>``, ``additive``,
+``physical`` or ``real``.
 """
 
 from __future__ import annotations

@@ -48,11 +48,12 @@ def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, gl
         if problem is not None:
             if renderer == "fluidsynth":
                 raise ConfigError(problem, None, "install libfluidsynth3 and a GM SoundFont, or use --renderer additive")
-            warnings.append(f"{problem}; the sound makers are the additive synthesizer and real recordings")
+            warnings.append(f"{problem}; the sound makers are the additive synthesizer, the physical models and real "
+                            "recordings")
         elif not found:
             warnings.append("no General MIDI SoundFont found (install timgm6mb-soundfont, fluid-soundfont-gm, "
                             "musescore-general-soundfont or opl3-soundfont, or give --soundfont); using the additive "
-                            "synthesizer and real recordings")
+                            "synthesizer, the physical models and real recordings")
         else:
             fonts, bad = loadable_soundfonts(found, strict=bool(soundfonts))
             warnings += bad

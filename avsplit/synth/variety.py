@@ -42,6 +42,7 @@ MOTIONS = ("bounce", "sway", "rotation", "pulse", "arm")
 FOREIGN_PICTURE_SHARE = 0.5
 _REAL_SHARE = 0.25
 _ADDITIVE_SHARE = 0.15
+_PHYSICAL_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class SourcePlan:
     """The domain of one source, and the settings to make it."""
 
     maker: str
-    """``sf:<stem>``, ``additive`` or ``real``."""
+    """``sf:<stem>``, ``additive``, ``physical`` or ``real``."""
     soundfont: SoundFont | None = None
     take: Take | None = None
     fx: dict | None = None
@@ -92,6 +93,9 @@ def pick_background(rng: np.random.Generator, res: Resources, split: str) -> str
 
 
 def _pick_sound(rng: np.random.Generator, res: Resources, category: str, split: str) -> tuple[str, SoundFont | None, Take | None]:
+    """The sound maker of one source: ``foreign`` draws only held-out sounds; ``train`` and ``all``
+    draw a real take, the additive synthesizer, the physical models or a SoundFont by their shares
+    (one number decides; with no SoundFont their share goes to the additive synthesizer)."""
     fonts = list(res.soundfonts)
     if split == "foreign":
         held_fonts = [f for f in fonts if _held("soundfont", f.stem)]
@@ -110,7 +114,11 @@ def _pick_sound(rng: np.random.Generator, res: Resources, category: str, split: 
     r = rng.random()
     if takes and r < _REAL_SHARE:
         return "real", None, takes[int(rng.integers(len(takes)))]
-    if not fonts or r < _REAL_SHARE + _ADDITIVE_SHARE:
+    if r < _REAL_SHARE + _ADDITIVE_SHARE:
+        return "additive", None, None
+    if r < _REAL_SHARE + _ADDITIVE_SHARE + _PHYSICAL_SHARE:
+        return "physical", None, None
+    if not fonts:
         return "additive", None, None
     font = fonts[int(rng.integers(len(fonts)))]
     return f"sf:{font.stem}", font, None
