@@ -153,3 +153,23 @@ def test_tracks_fewer_than_sources_are_scored_as_the_mixture():
 
 def test_markdown_without_counts_or_domains_adds_nothing():
     assert markdown_lines(summarize([_item("mix", "", 0, None, 3.0)])) == []
+
+
+def test_the_count_tries_groupings_that_lean_less_on_position():
+    from avsplit.inference.counting import GROUPING_POSITION_WEIGHTS, GROUPING_SEEDS, groupings
+
+    rng = np.random.default_rng(0)
+    h, w = 8, 8
+    sal = np.zeros((h, w))
+    sal[1:7, 1:7] = 1.0  # one block of moving cells: two nested players
+    z = rng.standard_normal((h, w, 4))
+    z[2:5, 2:5] += 6.0 * np.array([1.0, 0.0, 0.0, 0.0])  # the inner player looks different
+    found = list(groupings(sal, z, 2, True, (64, 64)))
+    assert 1 <= len(found) <= len(GROUPING_POSITION_WEIGHTS) * len(GROUPING_SEEDS)
+    assert all(len(regions) == 2 and not (regions[0].cells & regions[1].cells).any() for regions in found)
+    inner = np.zeros((h, w), bool)
+    inner[2:5, 2:5] = True
+    whole = [any((r.cells & inner).sum() == inner.sum() for r in regions) for regions in found]
+    assert not whole[0] and any(whole)  # position cuts the inner player first; a later grouping keeps it whole
+    assert len(list(groupings(sal, z, 2, False, (64, 64)))) == 1  # appearance models: one grouping, as before
+    assert not list(groupings(sal, z, 40, True, (64, 64)))  # more groups than cells: none

@@ -2,7 +2,9 @@
 
 :func:`avsplit.inference.discovery.find_regions` computes the candidate pixels' saliency and features over
 a few windows of a video; :func:`choose_regions` clusters them into k groups for every k from
-:data:`MAX_SOURCES` down and keeps the largest k whose groups are distinct sources.
+:data:`MAX_SOURCES` down and keeps the largest k whose groups are distinct sources. Motion models
+try several groupings per k (:func:`groupings`): players that overlap or nest are often split only
+by one that leans less on position.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ POSITION_WEIGHT = 1.0
 #: each player, whose features differ more than two players' do): players are told apart by where
 #: they are, features only break ties.
 MOTION_POSITION_WEIGHT = 8.0
+#: Motion models, automatic count: the groupings tried for each k, k-means with each of these
+#: position weights and seeds in turn; the first whose groups are distinct sources is kept. Players
+#: that overlap or differ in size are often split only by a grouping that leans less on position.
+GROUPING_POSITION_WEIGHTS = (MOTION_POSITION_WEIGHT, 4.0, 2.0, 1.0)
+GROUPING_SEEDS = (0, 1, 2)
 
 
 def salient_cells(sal: np.ndarray) -> np.ndarray:
@@ -56,16 +63,19 @@ def salient_cells(sal: np.ndarray) -> np.ndarray:
     return sal >= SALIENT_FRACTION * own_peak
 
 
-def candidate_points(sal: np.ndarray, z: np.ndarray, motion: bool) -> tuple[np.ndarray, np.ndarray]:
+def candidate_points(sal: np.ndarray, z: np.ndarray, motion: bool,
+                     weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The salient cells of ``sal`` ``(h, w)`` and their clustering points: ``coords`` ``(n, 2)``
     (row, column) and ``points`` ``(n, K + 2)`` (unit-norm features ``z`` ``(h, w, K)``, then the
-    weighted (x, y) position in [0, 1] units)."""
+    (x, y) position in [0, 1] units times ``weight``, by default :data:`MOTION_POSITION_WEIGHT` or
+    :data:`POSITION_WEIGHT`)."""
     h, w = sal.shape
     salient = salient_cells(sal)
     coords = np.argwhere(salient)
     zn = z[salient] / np.linalg.norm(z[salient], axis=1, keepdims=True).clip(min=1e-6)
     position = coords[:, ::-1] / np.array([w, h], float)  # (x, y) in [0, 1]
-    weight = MOTION_POSITION_WEIGHT if motion else POSITION_WEIGHT
+    if weight is None:
+        weight = MOTION_POSITION_WEIGHT if motion else POSITION_WEIGHT
     return coords, np.concatenate([zn, weight * position], axis=1)
 
 
@@ -158,22 +168,50 @@ def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.n
     ``seen`` and ``heard``: the model's view of ``M`` windows of the video (visual features ``(M, K,
     h, w)``, motion models ``(M, steps, K, h, w)`` with their optical flow; mixture magnitude and audio
     features); ``sal`` ``(h, w)`` and ``z`` ``(h, w, K)``: candidate saliency and standardised features.
+    With ``num_sources``, one grouping into that many; otherwise, from :data:`MAX_SOURCES` down, the
+    first grouping (:func:`groupings`) whose groups are distinct sources, else one source.
     """
-    raw, flow, warped = seen.raw, seen.flow, heard.warped
-    coords, points = candidate_points(sal, z, motion=raw.ndim == 5)
-    motion = cell_motion(flow, sal.shape) if flow is not None else None
-    max_k = min(MAX_SOURCES, len(points))
-    candidates = [min(num_sources, len(points))] if num_sources else list(range(max_k, 0, -1))
-    for k in candidates:
+    motion = cell_motion(seen.flow, sal.shape) if seen.flow is not None else None
+    if num_sources:
+        coords, points = candidate_points(sal, z, motion=seen.raw.ndim == 5)
+        k = min(num_sources, len(points))
         labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
-        regions = group_regions(coords, labels, k, sal.shape, video_size)
-        sounds = group_sounds(engine, seen, heard, regions)  # (R, M, Fl, T)
-        shares = sounds.reshape(len(regions), -1).sum(1) / max(float(sounds.sum()), 1e-8)
-        for r, s in zip(regions, shares):
-            r.confidence = float(s)
-        if num_sources or len(regions) == 1 or distinct_sources(sounds, motion, regions, warped):
-            return sorted(regions, key=lambda r: (r.box[0] + r.box[2]) / 2)
-    raise AssertionError("k = 1 is always accepted")
+        return _with_shares(engine, seen, heard, group_regions(coords, labels, k, sal.shape, video_size))[0]
+    for k in range(MAX_SOURCES, 1, -1):
+        for regions in groupings(sal, z, k, seen.raw.ndim == 5, video_size):
+            regions, sounds = _with_shares(engine, seen, heard, regions)
+            if distinct_sources(sounds, motion, regions, heard.warped):
+                return regions
+    coords, _ = candidate_points(sal, z, motion=seen.raw.ndim == 5)
+    return _with_shares(engine, seen, heard, group_regions(coords, np.zeros(len(coords), int), 1, sal.shape, video_size))[0]
+
+
+def groupings(sal: np.ndarray, z: np.ndarray, k: int, motion: bool, video_size: tuple[int, int]):
+    """The groupings of the candidate cells into ``k`` non-empty groups that the automatic count
+    tries, in order: k-means with each of :data:`GROUPING_POSITION_WEIGHTS` and :data:`GROUPING_SEEDS`
+    (motion models), or with :data:`POSITION_WEIGHT` once (appearance models). Yields lists of
+    ``k`` :class:`~avsplit.inference.regions.Region`."""
+    weights, seeds = (GROUPING_POSITION_WEIGHTS, GROUPING_SEEDS) if motion else ((POSITION_WEIGHT,), (0,))
+    for weight in weights:
+        coords, points = candidate_points(sal, z, motion, weight)
+        if len(points) < k:
+            return
+        for seed in seeds:
+            regions = group_regions(coords, kmeans_euclidean(points, k, seed=seed), k, sal.shape, video_size)
+            if len(regions) == k:
+                yield regions
+
+
+def _with_shares(engine: SeparationEngine, seen: Seen, heard: Heard, regions: list) -> tuple[list, np.ndarray]:
+    """``regions`` ordered left to right, each with its share of the separated energy as its
+    confidence, and what each separates (:func:`group_sounds`, ``(R, M, Fl, T)``, in that order)."""
+    order = sorted(range(len(regions)), key=lambda r: (regions[r].box[0] + regions[r].box[2]) / 2)
+    regions = [regions[r] for r in order]
+    sounds = group_sounds(engine, seen, heard, regions)
+    shares = sounds.reshape(len(regions), -1).sum(1) / max(float(sounds.sum()), 1e-8)
+    for region, share in zip(regions, shares):
+        region.confidence = float(share)
+    return regions, sounds
 
 
 def kmeans_euclidean(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
