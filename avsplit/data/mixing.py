@@ -172,8 +172,7 @@ class MixSampler:
             gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
         audio = [wave * np.float32(g) for wave, g in zip(audio, gains)]  # float32 waves stay float32
         if inset:
-            scale = self.config.motion.flow_scale if self.config.motion is not None else 1
-            pictures, flow, regions = picture_in_picture(frames, flows, rng, scale)
+            pictures, flow, regions = picture_in_picture(frames, flows, rng, self._flow_scale)
             return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
         if composite:
             pictures, flow, regions = side_by_side(frames, flows, rng)
@@ -236,12 +235,17 @@ class MixSampler:
         frames, flow = self._augment_frames(frames, rng, flow, width)
         return wave.astype(np.float32), frames, start, flow, gain
 
+    @property
+    def _flow_scale(self) -> int:
+        """Frame pixels per flow pixel (1 without a motion model)."""
+        return self.config.motion.flow_scale if self.config.motion is not None else 1
+
     def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator, flow: np.ndarray | None = None,
                         width: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Crop to ``crop_size`` squares (or ``crop_size`` x ``width``; random or centred), flip, jitter
         colour; same for all frames (and the same crop and flip for the flow, when given)."""
         size, size_w = self.config.video.crop_size, width or self.config.video.crop_size
-        scale = self.config.motion.flow_scale if self.config.motion is not None else 1
+        scale = self._flow_scale
         _, h, w, _ = frames.shape
         if h < size or w < size_w:
             pad_h, pad_w = max(0, size - h), max(0, size_w - w)

@@ -132,10 +132,10 @@ def source_score(item, method: str, metric: str, source: int) -> float | None:
 
 
 def source_domain_summary(items: Sequence) -> dict[str, dict[str, Any]]:
-    """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first, then
-    the domain axes and ``level``), per value of that source's own domain (or level bin), ``sources`` and the means of its model and mixture SDR and of
-    ``gain`` (model minus mixture). Sources not scored by both (silent, undefined) are left out;
-    ``{}`` when none."""
+    """Per source of the items with ``source_domains`` (the mix protocol): per axis (``split`` first,
+    then the domain axes and ``level``), per value of that source's own domain (or level bin),
+    ``sources`` and the means of its model and mixture SDR and of ``gain`` (model minus mixture).
+    Sources not scored by both (silent, undefined) are left out; ``{}`` when none."""
     pairs: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for it in items:
         if it.skipped or not it.source_domains or not {"model", "mixture"} <= set(it.per_source):

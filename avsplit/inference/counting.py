@@ -172,32 +172,39 @@ def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.n
     first grouping (:func:`groupings`) whose groups are distinct sources, else one source.
     """
     motion = cell_motion(seen.flow, sal.shape) if seen.flow is not None else None
+    moving = seen.raw.ndim == 5
+    coords, points = candidate_points(sal, z, motion=moving)
     if num_sources:
-        coords, points = candidate_points(sal, z, motion=seen.raw.ndim == 5)
         k = min(num_sources, len(points))
         labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
         return _with_shares(engine, seen, heard, group_regions(coords, labels, k, sal.shape, video_size))[0]
     for k in range(MAX_SOURCES, 1, -1):
-        for regions in groupings(sal, z, k, seen.raw.ndim == 5, video_size):
+        for regions in groupings(sal, z, k, moving, video_size):
             regions, sounds = _with_shares(engine, seen, heard, regions)
             if distinct_sources(sounds, motion, regions, heard.warped):
                 return regions
-    coords, _ = candidate_points(sal, z, motion=seen.raw.ndim == 5)
     return _with_shares(engine, seen, heard, group_regions(coords, np.zeros(len(coords), int), 1, sal.shape, video_size))[0]
 
 
 def groupings(sal: np.ndarray, z: np.ndarray, k: int, motion: bool, video_size: tuple[int, int]):
     """The groupings of the candidate cells into ``k`` non-empty groups that the automatic count
     tries, in order: k-means with each of :data:`GROUPING_POSITION_WEIGHTS` and :data:`GROUPING_SEEDS`
-    (motion models), or with :data:`POSITION_WEIGHT` once (appearance models). Yields lists of
-    ``k`` :class:`~avsplit.inference.regions.Region`."""
+    (motion models), or with :data:`POSITION_WEIGHT` once (appearance models); a grouping equal to
+    one already given is skipped. Yields lists of ``k`` :class:`~avsplit.inference.regions.Region`."""
     weights, seeds = (GROUPING_POSITION_WEIGHTS, GROUPING_SEEDS) if motion else ((POSITION_WEIGHT,), (0,))
+    coords, points = candidate_points(sal, z, motion, weight=1.0)
+    if len(points) < k:
+        return
+    seen_partitions = set()
     for weight in weights:
-        coords, points = candidate_points(sal, z, motion, weight)
-        if len(points) < k:
-            return
+        weighted = np.concatenate([points[:, :-2], weight * points[:, -2:]], axis=1)
         for seed in seeds:
-            regions = group_regions(coords, kmeans_euclidean(points, k, seed=seed), k, sal.shape, video_size)
+            labels = kmeans_euclidean(weighted, k, seed=seed)
+            partition = frozenset(tuple(np.flatnonzero(labels == j)) for j in range(k))
+            if partition in seen_partitions:
+                continue
+            seen_partitions.add(partition)
+            regions = group_regions(coords, labels, k, sal.shape, video_size)
             if len(regions) == k:
                 yield regions
 
