@@ -14,8 +14,10 @@ or ``find_regions`` change).
 ``--oracle`` also asks, for each duet, whether the count rule
 (:func:`avsplit.inference.counting.distinct_sources`) accepts the two truth boxes (each source's
 median box) as two sources, and whether the automatic groups for k = 2 fall on the two sources
-(most of each group's cells inside a different truth box). It tells a grouping failure (the
-candidate cells or their clustering) from a rule failure (the groups' sounds and motions).
+(most of each group's cells inside a different truth box), and whether the candidate cells reach
+both sources (each truth box holds at least :data:`REACH_SHARE` of them). It tells a grouping
+failure (the candidate cells, or their clustering) from a rule failure (the groups' sounds and
+motions).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ from avsplit.inference.regions import box_regions  # noqa: E402
 from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
+#: ``--oracle``: the candidate cells reach a source when its truth box holds at least this share of them.
+REACH_SHARE = 0.1
+
+
 def truth_kind(truth: dict) -> str:
     cats = [s.get("category") for s in truth["sources"]]
     if len(cats) == 1:
@@ -64,10 +70,11 @@ def cached_discovery(engine: SeparationEngine, video: Path, cache: Path | None, 
     return found
 
 
-def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tuple[bool, bool]:
-    """Whether the count rule accepts a duet's two truth boxes as two sources, and whether the
-    automatic k = 2 groups fall on the two sources (see the module doc)."""
-    sal, _ = candidates(found.seen)
+def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tuple[bool, bool, bool]:
+    """Whether the count rule accepts a duet's two truth boxes as two sources, whether the
+    automatic k = 2 groups fall on the two sources, and whether the candidate cells reach both
+    (see the module doc)."""
+    sal, z = candidates(found.seen)
     boxes = [np.median(np.asarray(s["boxes"], float), axis=0).tolist() for s in truth["sources"]]
     truth_regions = box_regions(boxes, sal.shape, found.video_size)
     sounds = counting.group_sounds(engine, found.seen, found.heard, truth_regions)
@@ -76,7 +83,9 @@ def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tup
     groups = find_regions(engine, found, 2)
     inside = np.array([[(g.cells & t.cells).sum() / max(int(g.cells.sum()), 1) for t in truth_regions] for g in groups])
     split_right = len(groups) == 2 and max(min(inside[0, 0], inside[1, 1]), min(inside[0, 1], inside[1, 0])) > 0.5
-    return bool(rule_accepts), bool(split_right)
+    coords, _ = counting.candidate_points(np.nan_to_num(sal), z, motion=found.seen.raw.ndim == 5)
+    reach = all(t.cells[coords[:, 0], coords[:, 1]].mean() >= REACH_SHARE for t in truth_regions) if len(coords) else False
+    return bool(rule_accepts), bool(split_right), bool(reach)
 
 
 def main() -> None:
@@ -91,7 +100,7 @@ def main() -> None:
     model, _, weights = load_model(args.weights, "cpu")
     engine = SeparationEngine(model, torch.device("cpu"))
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    oracle: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    oracle: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for folder in args.data:
         for video in find_videos([folder]):
             truth_file = truth_path(video)
@@ -103,22 +112,23 @@ def main() -> None:
             kind = truth_kind(truth)
             want = len(truth["sources"])
             line = {"video": str(video), "kind": kind, "truth": want, "found": found}
-            for group in (folder.name, "all"):
+            for group in (str(folder), "all"):
                 tally[(group, kind)][0] += found == want
                 tally[(group, kind)][1] += 1
             if args.oracle and want == 2:
-                line["rule_accepts_truth_boxes"], line["k2_groups_on_sources"] = oracle_check(engine, discovery, truth)
-                for group in (folder.name, "all"):
-                    oracle[(group, kind)][0] += line["rule_accepts_truth_boxes"]
-                    oracle[(group, kind)][1] += line["k2_groups_on_sources"]
+                checks = oracle_check(engine, discovery, truth)
+                line["rule_accepts_truth_boxes"], line["k2_groups_on_sources"], line["candidates_reach_both"] = checks
+                for group in (str(folder), "all"):
+                    oracle[(group, kind)] = [have + new for have, new in zip(oracle[(group, kind)], checks)]
             if args.verbose:
                 print(json.dumps(line), flush=True)
     for (group, kind), (right, total) in sorted(tally.items()):
         extra = ""
         if (group, kind) in oracle:
-            accepts, on_sources = oracle[(group, kind)]
-            extra = f"; rule accepts the truth boxes {accepts}/{total}, k=2 groups on the sources {on_sources}/{total}"
-        print(f"{group:>16} {kind:>15}: {right}/{total} right ({100 * right / total:.0f}%){extra}")
+            accepts, on_sources, reach = oracle[(group, kind)]
+            extra = (f"; rule accepts the truth boxes {accepts}/{total}, k=2 groups on the sources {on_sources}/{total}, "
+                     f"candidate cells reach both {reach}/{total}")
+        print(f"{group:>24} {kind:>15}: {right}/{total} right ({100 * right / total:.0f}%){extra}")
 
 
 if __name__ == "__main__":
