@@ -109,6 +109,8 @@ def synth(
     sprites: str = typer.Option("auto", "--sprites", help="auto (emoji when the font is installed), emoji or drawn."),
     variety: str = typer.Option("none", "--variety", help="none (fixed look and sound) or full (every axis of docs/domains.md varies: SoundFonts, real recordings, performance, recording chain, frame, background, glyph, motion)."),
     split: str = typer.Option("all", "--split", help="all, train (never the held-out values of docs/domains.md) or foreign (held-out values only); train/foreign imply --variety full."),
+    patches: Optional[list[Path]] = typer.Option(None, "--patches", help="With --variety full: a GUS patch set folder (e.g. /usr/share/midi/freepats from Debian's freepats), repeatable: sampled instruments as one more sound bank beside the SoundFonts."),
+    makers: Optional[str] = typer.Option(None, "--makers", help="With --variety full: the kinds of sound maker to draw, comma-separated from sf, patch, additive, physical, real (default: all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate videos that already exist."),
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -124,6 +126,7 @@ def synth(
         api.synth, out, solos=solos, duets=duets, same_kind=same_kind, seconds=seconds, size=(w, h), fps=fps,
         sample_rate=sample_rate, seed=seed, soundfont=list(soundfont or []) or None, distractors=distractors,
         categories=cats, overwrite=overwrite, jobs=jobs, renderer=renderer, sprites=sprites, variety=variety, split=split,
+        patches=list(patches or []) or None, makers=makers.split(",") if makers is not None else None,
     )
     if summary.failed:
         raise typer.Exit(1)

@@ -19,6 +19,7 @@ from avsplit.synth.instruments import Category
 from avsplit.synth.makers import SoundFont, apply_expression
 from avsplit.synth.melody import random_melody
 from avsplit.synth.performance import perform
+from avsplit.synth.patches import render_patch
 from avsplit.synth.physical import render_physical
 from avsplit.synth.realtakes import render_take
 from avsplit.synth.variety import HELD_OUT, Resources, SourcePlan, pick_background, plan_sources, source_domain
@@ -99,8 +100,11 @@ def _render_one(st: Settings, cat: Category, plan: SourcePlan, rng: np.random.Ge
         melody = holder["melody"]
         if plan.soundfont is not None:
             return render_fluidsynth(plan.soundfont.path, cat, melody, rate, n, plan.fx)
-        synthesize = render_physical if plan.maker == "physical" else render_additive
-        return apply_expression(synthesize(cat, melody, rate, n, rng), melody, rate)
+        if plan.patch_set is not None:
+            audio = render_patch(plan.patch_set, cat, melody, rate, n, rng)
+        else:
+            audio = (render_physical if plan.maker == "physical" else render_additive)(cat, melody, rate, n, rng)
+        return apply_expression(audio, melody, rate)
 
     if plan.take is None and melody is None:
         if st.variety == "full":
@@ -109,7 +113,7 @@ def _render_one(st: Settings, cat: Category, plan: SourcePlan, rng: np.random.Ge
             holder["melody"], holder["info"] = random_melody(rng, cat, st.seconds), {}
     audio = apply_source_chain(render, plan.chain, st.sample_rate, st.n_samples)
     if not np.any(np.abs(audio) > 1e-5):
-        where = plan.soundfont.path if plan.soundfont is not None else None
+        where = plan.soundfont.path if plan.soundfont is not None else (plan.patch_set.path if plan.patch_set else None)
         raise AvsplitError(f"the {plan.maker} sound maker produced silence for {cat.name}", where,
                            "try another SoundFont or --soundfont with a complete General MIDI one")
     return audio, holder["melody"], holder["info"]

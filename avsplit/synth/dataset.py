@@ -49,7 +49,7 @@ __all__ = ["SynthSummary", "generate_dataset"]
 _BY_NAME = {c.name: c for c in CATEGORIES}
 #: Parameters that change the content of a video; a folder made with other values is not resumed.
 _CONTENT_KEYS = ("seed", "seconds", "width", "height", "fps", "sample_rate", "distractors", "categories", "renderer",
-                 "soundfont", "sprites", "variety", "split", "soundfonts")
+                 "soundfont", "sprites", "variety", "split", "soundfonts", "patches", "makers")
 
 
 @dataclass
@@ -151,13 +151,15 @@ class _Makers:
 
     def describe_audio(self, variety: str) -> str:
         if variety == "full":
-            return "+".join([f"sf:{f.stem}" for f in self.resources.soundfonts] + ["additive", "physical"]
-                            + (["real"] if self.resources.sample_dir else []))
+            res = self.resources
+            found = ([("sf", f"sf:{f.stem}") for f in res.soundfonts] + [("patch", f"patch:{p.name}") for p in res.patch_sets]
+                     + [("additive", "additive"), ("physical", "physical")] + ([("real", "real")] if res.sample_dir else []))
+            return "+".join(name for kind, name in found if res.makers is None or kind in res.makers)
         return f"{self.renderer.name}" + (f" ({self.renderer.soundfont.name})" if self.renderer.soundfont else "")
 
 
 def _resolve_makers(renderer: str, fonts: list, sprites: str, cats: Sequence[Category], distractors: int,
-                    variety: str, sample_rate: int) -> _Makers:
+                    variety: str, sample_rate: int, patches: Sequence = (), sound_makers: Sequence[str] | None = None) -> _Makers:
     """The renderer, sprites and resources a run asks for and this machine has; warns once about each
     thing that falls back."""
     choice = resolve_renderer(renderer, fonts[0] if fonts else None, int(sample_rate))
@@ -169,7 +171,8 @@ def _resolve_makers(renderer: str, fonts: list, sprites: str, cats: Sequence[Cat
     resources, available = Resources(), None
     basic_fonts: tuple = ()
     if variety == "full":
-        resources, available, more = resolve_resources(renderer, fonts, _glyph_kinds(sprite_choice.kind), None)
+        resources, available, more = resolve_resources(renderer, fonts, _glyph_kinds(sprite_choice.kind), None,
+                                                       patches, sound_makers)
         warnings += more
     elif choice.name == "fluidsynth" and len(fonts) > 1:
         basic_fonts = tuple(loadable_soundfonts(find_soundfonts(fonts), strict=True)[0])
@@ -202,6 +205,8 @@ def _manifest(out: Path, plan: list[Job], st: Settings, makers: _Makers, counts:
         "variety": st.variety,
         "split": st.split,
         "soundfonts": [str(Path(f).expanduser().absolute()) for f in fonts],
+        "patches": [str(p.path) for p in st.resources.patch_sets],
+        "makers": list(st.resources.makers) if st.resources.makers is not None else None,
         "available": makers.available,
         "videos": [
             {"video": job.video.relative_to(out).as_posix(), "kind": job.kind, "categories": list(job.categories)}
@@ -274,6 +279,8 @@ def generate_dataset(
     sprites: str = "auto",
     variety: str = "none",
     split: str = "all",
+    patches: str | Path | Sequence[str | Path] | None = None,
+    makers: Sequence[str] | None = None,
 ) -> SynthSummary:
     """Generate the synthetic audio-visual dataset into ``out``.
 
@@ -294,7 +301,9 @@ def generate_dataset(
     clips) or ``full`` (every axis of docs/domains.md varies: sound makers with real recordings,
     performance, recording chain, picture and motion). ``split``: ``all``, ``train`` (never a
     held-out value) or ``foreign`` (held-out values only); ``train``/``foreign`` imply ``full``.
-    Every truth names its domain.
+    Every truth names its domain. With ``full``: ``patches``, GUS patch set folders (e.g. Debian's
+    ``/usr/share/midi/freepats``), are sound banks beside the SoundFonts; ``makers`` restricts the
+    kinds of sound maker drawn (``sf``, ``patch``, ``additive``, ``physical``, ``real``).
     """
     out = Path(out)
     width, height = check_numbers(solos, duets, same_kind, seconds, size, fps, sample_rate, distractors, jobs)
@@ -305,8 +314,12 @@ def generate_dataset(
     if split != "all":
         variety = "full"
     fonts = [soundfont] if isinstance(soundfont, (str, Path)) else list(soundfont or [])
+    patch_dirs = [patches] if isinstance(patches, (str, Path)) else list(patches or [])
+    if variety != "full" and (patch_dirs or makers is not None):
+        raise ConfigError("--patches and --makers choose among the sound makers of --variety full", None,
+                          "add --variety full (or --split train/foreign)")
     cats = resolve_categories(categories)
-    makers = _resolve_makers(renderer, fonts, sprites, cats, distractors, variety, sample_rate)
+    makers = _resolve_makers(renderer, fonts, sprites, cats, distractors, variety, sample_rate, patch_dirs, makers)
     settings = Settings(
         seconds=float(seconds), width=width, height=height, fps=float(fps), sample_rate=int(sample_rate),
         seed=int(seed), distractors=int(distractors), renderer=makers.renderer, sprite_kind=makers.sprites.kind,

@@ -10,8 +10,9 @@ from typing import Sequence
 from avsplit.errors import ConfigError
 from avsplit.synth.audio import _load_fluidsynth, _load_soundfont, _new_synth, fluidsynth_problem
 from avsplit.synth.makers import SoundFont, find_soundfonts
+from avsplit.synth.patches import find_patch_set
 from avsplit.synth.realtakes import HELD_OUT_REAL_FILES, find_sample_dir
-from avsplit.synth.variety import BACKGROUNDS, GLYPHS, HELD_OUT, MOTIONS, Resources
+from avsplit.synth.variety import BACKGROUNDS, GLYPHS, HELD_OUT, MAKER_KINDS, MOTIONS, Resources
 
 __all__ = ["resolve_resources", "loadable_soundfonts"]
 
@@ -35,10 +36,12 @@ def loadable_soundfonts(fonts: Sequence[SoundFont], strict: bool) -> tuple[list[
 
 
 def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, glyph_kinds: Sequence[str],
-                      outline_font: Path | None) -> tuple[Resources, dict, list[str]]:
+                      outline_font: Path | None, patches: Sequence[str | Path] = (),
+                      makers: Sequence[str] | None = None) -> tuple[Resources, dict, list[str]]:
     """``(resources, report for synth.json, warnings)`` of a full-variety run.
 
-    ``glyph_kinds``: the glyph styles that render here (``drawn`` always does).
+    ``glyph_kinds``: the glyph styles that render here (``drawn`` always does); ``patches``: GUS
+    patch set folders; ``makers``: the kinds of sound maker to draw (None: all).
     """
     warnings: list[str] = []
     fonts: list[SoundFont] = []
@@ -63,10 +66,14 @@ def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, gl
     sample_dir = find_sample_dir()
     if sample_dir is None:
         warnings.append("no real recordings (install sonic-pi-samples); every source is synthesized")
+    patch_sets = _patch_sets(patches)
+    makers = _check_makers(makers, fonts, patch_sets, sample_dir)
     glyphs = tuple(g for g in GLYPHS if g in glyph_kinds)
-    res = Resources(tuple(fonts), sample_dir, glyphs, BACKGROUNDS, MOTIONS)
+    res = Resources(tuple(fonts), sample_dir, glyphs, BACKGROUNDS, MOTIONS, patch_sets, makers)
     report = {
         "soundfonts": {f.stem: str(f.path) for f in fonts},
+        "patch_sets": {p.name: str(p.path) for p in patch_sets},
+        "makers": list(makers) if makers is not None else None,
         "samples": str(sample_dir) if sample_dir else None,
         "held_out_real_files": list(HELD_OUT_REAL_FILES),
         "glyphs": list(glyphs),
@@ -76,3 +83,30 @@ def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, gl
         "held_out": {k: list(v) for k, v in HELD_OUT.items()},
     }
     return res, report, warnings
+
+
+def _patch_sets(folders: Sequence[str | Path]) -> tuple:
+    sets = tuple(find_patch_set(folder) for folder in folders)
+    names = [p.name for p in sets]
+    if len(set(names)) != len(names):
+        raise ConfigError("two --patches folders have the same name", None, "give patch sets in folders with distinct names")
+    return sets
+
+
+def _check_makers(makers: Sequence[str] | None, fonts: Sequence, patch_sets: Sequence, sample_dir) -> tuple[str, ...] | None:
+    """``makers`` as a tuple (None: all kinds), each known and available here."""
+    if makers is None:
+        return None
+    kinds = tuple(dict.fromkeys(m.strip() for m in makers if m.strip()))
+    unknown = [m for m in kinds if m not in MAKER_KINDS]
+    if unknown or not kinds:
+        raise ConfigError(f"unknown sound maker {', '.join(unknown) or '(none)'} in --makers", None,
+                          f"use a comma-separated list of: {', '.join(MAKER_KINDS)}")
+    missing = {"sf": (not fonts, "no SoundFont loads here (install fluid-soundfont-gm or give --soundfont)"),
+               "patch": (not patch_sets, "no patch set was given (add --patches DIR, e.g. /usr/share/midi/freepats)"),
+               "real": (sample_dir is None, "no real recordings here (install sonic-pi-samples)")}
+    for kind in kinds:
+        absent, fix = missing.get(kind, (False, ""))
+        if absent:
+            raise ConfigError(f"--makers asks for {kind}, which is not available", None, fix)
+    return kinds

@@ -21,14 +21,18 @@ import numpy as np
 
 from avsplit.errors import ConfigError
 from avsplit.synth.chain import CHAIN_STEPS, random_source_chain
+from avsplit.synth.instruments import CATEGORIES, Category
 from avsplit.synth.makers import SoundFont, random_fluid_settings
+from avsplit.synth.patches import PatchSet
 from avsplit.synth.realtakes import Take, available_takes
 
-__all__ = ["VARIETIES", "SPLITS", "HELD_OUT", "GLYPHS", "BACKGROUNDS", "MOTIONS", "FOREIGN_PICTURE_SHARE",
+__all__ = ["VARIETIES", "SPLITS", "MAKER_KINDS", "HELD_OUT", "GLYPHS", "BACKGROUNDS", "MOTIONS", "FOREIGN_PICTURE_SHARE",
            "Resources", "SourcePlan", "plan_sources", "pick_background", "domain_of", "source_domain"]
 
 VARIETIES = ("none", "full")
 SPLITS = ("all", "train", "foreign")
+#: The kinds of sound maker ``--makers`` chooses from.
+MAKER_KINDS = ("sf", "patch", "additive", "physical", "real")
 #: Values never drawn by ``--split train`` (and the only ones ``--split foreign`` draws on an axis).
 HELD_OUT: dict[str, tuple[str, ...]] = {
     "soundfont": ("FluidR3_GM",),
@@ -40,6 +44,7 @@ GLYPHS = ("emoji", "outline", "drawn")
 BACKGROUNDS = ("textured", "gradient", "noise", "stripes", "clutter", "blur")
 MOTIONS = ("bounce", "sway", "rotation", "pulse", "arm")
 FOREIGN_PICTURE_SHARE = 0.5
+CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 _REAL_SHARE = 0.25
 _ADDITIVE_SHARE = 0.15
 _PHYSICAL_SHARE = 0.15
@@ -56,6 +61,10 @@ class Resources:
     """Glyph styles that render here."""
     backgrounds: tuple[str, ...] = BACKGROUNDS
     motions: tuple[str, ...] = MOTIONS
+    patch_sets: tuple[PatchSet, ...] = ()
+    """GUS patch sets given with ``--patches`` (sound banks beside the SoundFonts)."""
+    makers: tuple[str, ...] | None = None
+    """The kinds of sound maker (:data:`MAKER_KINDS`) that may be drawn; None: all, by their shares."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class SourcePlan:
     """The domain of one source, and the settings to make it."""
 
     maker: str
-    """``sf:<stem>``, ``additive``, ``physical`` or ``real``."""
+    """``sf:<stem>``, ``patch:<name>``, ``additive``, ``physical`` or ``real``."""
     soundfont: SoundFont | None = None
     take: Take | None = None
     fx: dict | None = None
@@ -72,6 +81,7 @@ class SourcePlan:
     motion: str = "bounce"
     held_out: tuple[str, ...] = field(default=())
     """Axes on which a held-out value was drawn (``soundfont``, ``real``, ``glyph``, ``motion``)."""
+    patch_set: PatchSet | None = None
 
 
 def _held(axis: str, value: str) -> bool:
@@ -92,25 +102,38 @@ def pick_background(rng: np.random.Generator, res: Resources, split: str) -> str
     return _pick_picture(rng, "background", res.backgrounds, split)
 
 
-def _pick_sound(rng: np.random.Generator, res: Resources, category: str, split: str) -> tuple[str, SoundFont | None, Take | None]:
+Bank = SoundFont | PatchSet
+
+
+def _bank_maker(bank: Bank) -> str:
+    return f"patch:{bank.name}" if isinstance(bank, PatchSet) else f"sf:{bank.stem}"
+
+
+def _pick_sound(rng: np.random.Generator, res: Resources, category: Category, split: str) -> tuple[str, Bank | None, Take | None]:
     """The sound maker of one source: ``foreign`` draws only held-out sounds; ``train`` and ``all``
-    draw a real take, the additive synthesizer, the physical models or a SoundFont by their shares
-    (one number decides; with no SoundFont their share goes to the additive synthesizer)."""
-    fonts = list(res.soundfonts)
+    draw a real take, the additive synthesizer, the physical models or a sound bank (a SoundFont or
+    a patch set that plays ``category``) by their shares (one number decides; with no bank their
+    share goes to the additive synthesizer). ``res.makers`` restricts the kinds drawn."""
+    fonts = [f for f in res.soundfonts if _allowed(res, "sf")]
+    name = category.name
     if split == "foreign":
         held_fonts = [f for f in fonts if _held("soundfont", f.stem)]
-        held_takes = available_takes(res.sample_dir, category, True)
+        held_takes = available_takes(res.sample_dir, name, True) if _allowed(res, "real") else []
         if held_takes and (not held_fonts or rng.random() < 0.4):
             return "real", None, held_takes[int(rng.integers(len(held_takes)))]
         if held_fonts:
             font = held_fonts[int(rng.integers(len(held_fonts)))]
             return f"sf:{font.stem}", font, None
         raise ConfigError(
-            f"--split foreign has no held-out sound for {category}: the {', '.join(HELD_OUT['soundfont'])} SoundFont "
-            "is not installed", None, "install fluid-soundfont-gm (or pass it with --soundfont), or leave out this category")
+            f"--split foreign has no held-out sound for {name}: the {', '.join(HELD_OUT['soundfont'])} SoundFont "
+            "is not installed" + ("" if res.makers is None else " or --makers leaves it out"), None,
+            "install fluid-soundfont-gm (or pass it with --soundfont), or leave out this category")
     if split == "train":
         fonts = [f for f in fonts if not _held("soundfont", f.stem)]
-    takes = available_takes(res.sample_dir, category, False if split == "train" else None)
+    banks: list[Bank] = fonts + [p for p in res.patch_sets if _allowed(res, "patch") and p.covers(category)]
+    takes = available_takes(res.sample_dir, name, False if split == "train" else None)
+    if res.makers is not None:
+        return _pick_restricted(rng, res.makers, banks, takes, name)
     r = rng.random()
     if takes and r < _REAL_SHARE:
         return "real", None, takes[int(rng.integers(len(takes)))]
@@ -118,17 +141,44 @@ def _pick_sound(rng: np.random.Generator, res: Resources, category: str, split: 
         return "additive", None, None
     if r < _REAL_SHARE + _ADDITIVE_SHARE + _PHYSICAL_SHARE:
         return "physical", None, None
-    if not fonts:
+    if not banks:
         return "additive", None, None
-    font = fonts[int(rng.integers(len(fonts)))]
-    return f"sf:{font.stem}", font, None
+    bank = banks[int(rng.integers(len(banks)))]
+    return _bank_maker(bank), bank, None
+
+
+def _allowed(res: Resources, kind: str) -> bool:
+    return res.makers is None or kind in res.makers
+
+
+def _pick_restricted(rng: np.random.Generator, makers: Sequence[str], banks: list, takes: list,
+                     category: str) -> tuple[str, Bank | None, Take | None]:
+    """A sound maker among the kinds of ``makers`` that can play ``category``, by the usual shares
+    (the banks' share split evenly between them)."""
+    options: list[tuple[float, tuple]] = []
+    if "real" in makers and takes:
+        options += [(_REAL_SHARE / len(takes), ("real", None, t)) for t in takes]
+    if "additive" in makers:
+        options.append((_ADDITIVE_SHARE, ("additive", None, None)))
+    if "physical" in makers:
+        options.append((_PHYSICAL_SHARE, ("physical", None, None)))
+    bank_share = 1.0 - _REAL_SHARE - _ADDITIVE_SHARE - _PHYSICAL_SHARE
+    options += [(bank_share / len(banks), (_bank_maker(b), b, None)) for b in banks]
+    if not options:
+        raise ConfigError(f"no sound maker of --makers {','.join(makers)} can play {category} here", None,
+                          "add a kind to --makers (sf needs a SoundFont, patch needs --patches with a patch for it, "
+                          "real needs sonic-pi-samples), or leave out this category")
+    weights = np.array([w for w, _ in options])
+    return options[int(rng.choice(len(options), p=weights / weights.sum()))][1]
 
 
 def plan_sources(rng: np.random.Generator, res: Resources, categories: Sequence[str], split: str) -> list[SourcePlan]:
-    """Full-variety domain of each source of one video."""
+    """Full-variety domain of each source of one video (``categories``: their names)."""
     plans = []
     for category in categories:
-        maker, font, take = _pick_sound(rng, res, category, split)
+        maker, bank, take = _pick_sound(rng, res, CATEGORY_BY_NAME[category], split)
+        font = bank if isinstance(bank, SoundFont) else None
+        patch_set = bank if isinstance(bank, PatchSet) else None
         fx = random_fluid_settings(rng) if font is not None else None
         chain = random_source_chain(rng)
         glyph = _pick_picture(rng, "glyph", res.glyphs, split)
@@ -139,7 +189,7 @@ def plan_sources(rng: np.random.Generator, res: Resources, categories: Sequence[
         if take is not None and take.held_out:
             held.append("real")
         held += [axis for axis, value in (("glyph", glyph), ("motion", motion)) if _held(axis, value)]
-        plans.append(SourcePlan(maker, font, take, fx, chain, glyph, motion, tuple(held)))
+        plans.append(SourcePlan(maker, font, take, fx, chain, glyph, motion, tuple(held), patch_set))
     return plans
 
 
