@@ -35,7 +35,7 @@ from avsplit.io import VideoWriter
 from avsplit.synth.audio import RendererChoice, resolve_renderer
 from avsplit.synth.clip import Settings, make_sound
 from avsplit.synth.glyphs import find_outline_font
-from avsplit.synth.instruments import CATEGORIES, DISTRACTORS, Category, resolve_categories
+from avsplit.synth.instruments import CATEGORY_BY_NAME, DISTRACTORS, Category, resolve_categories
 from avsplit.synth.look import build_actors, plan_look, render_look
 from avsplit.synth.makers import find_soundfonts
 from avsplit.synth.plan import Job, check_numbers, plan_videos, seed_sequence
@@ -46,7 +46,6 @@ from avsplit.synth.variety import SPLITS, VARIETIES, Resources
 
 __all__ = ["SynthSummary", "generate_dataset"]
 
-_BY_NAME = {c.name: c for c in CATEGORIES}
 #: Parameters that change the content of a video; a folder made with other values is not resumed.
 _CONTENT_KEYS = ("seed", "seconds", "width", "height", "fps", "sample_rate", "distractors", "categories", "renderer",
                  "soundfont", "sprites", "variety", "split", "soundfonts", "patches", "makers")
@@ -77,7 +76,7 @@ def _make_video(job: Job, st: Settings) -> None:
     """Make one video with its truth files (sources, then video, then the truth JSON last)."""
     streams = seed_sequence(st.seed, job.kind, job.index).spawn(6)
     rng_scene, rng_audio, rng_motion, rng_extra, rng_domain, rng_look = (np.random.default_rng(s) for s in streams)
-    cats = [_BY_NAME[name] for name in job.categories]
+    cats = [CATEGORY_BY_NAME[name] for name in job.categories]
     sound = make_sound(st, cats, rng_audio, rng_domain)
     look = plan_look(st, job.kind, len(cats), sound, rng_look, rng_scene)
     actors, extras, sounding = build_actors(st, look, cats, sound, rng_motion, rng_extra)

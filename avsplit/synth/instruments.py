@@ -13,7 +13,7 @@ from typing import Sequence
 
 from avsplit.errors import ConfigError
 
-__all__ = ["Timbre", "Category", "Distractor", "CATEGORIES", "DISTRACTORS", "category_names", "resolve_categories"]
+__all__ = ["Timbre", "Category", "Distractor", "CATEGORIES", "CATEGORY_BY_NAME", "DISTRACTORS", "category_names", "resolve_categories"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,8 @@ DISTRACTORS: tuple[Distractor, ...] = (
     Distractor("apple", "\U0001F34E", "apple", (200, 30, 30)),
 )
 
-_BY_NAME = {c.name: c for c in CATEGORIES}
+#: Each category by its name.
+CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 _ALIASES = {"sax": "saxophone", "drums": "drum", "keyboard": "piano", "bells": "bell", "french horn": "horn"}
 
 
@@ -197,12 +198,12 @@ def resolve_categories(names: Sequence[str] | None) -> tuple[Category, ...]:
         if not key:
             continue
         key = _ALIASES.get(key, key)
-        if key not in _BY_NAME:
+        if key not in CATEGORY_BY_NAME:
             raise ConfigError(
                 f"unknown instrument category {raw!r}", None, f"choose from: {', '.join(category_names())}"
             )
-        if _BY_NAME[key] not in chosen:
-            chosen.append(_BY_NAME[key])
+        if CATEGORY_BY_NAME[key] not in chosen:
+            chosen.append(CATEGORY_BY_NAME[key])
     if not chosen:
         return CATEGORIES
     return tuple(chosen)

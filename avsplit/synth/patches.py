@@ -207,6 +207,7 @@ def render_patch(patch_set: PatchSet, category: Category, melody: Melody, sample
             + _control_curve(melody, MODULATION, sample_rate, n_samples, _VIBRATO_CENTS / 100.0 / 127.0)
             * np.sin(2 * np.pi * _VIBRATO_HZ * np.arange(n_samples) / sample_rate))
     out = np.zeros(n_samples, np.float64)
+    drum = category.percussion
     for note in melody.notes:
         start = int(round(note.start * sample_rate))
         if start >= n_samples:
@@ -218,7 +219,6 @@ def render_patch(patch_set: PatchSet, category: Category, melody: Melody, sample
                 raise ConfigError(f"the patch set {patch_set.name} has no patch for {category.name}", patch_set.path,
                                   "leave this category out, or use another sound maker")
             samples = _cached_patch(path)
-            drum = category.percussion
             hz = None if drum else 440.0 * 2.0 ** ((key - 69) / 12.0)
             sample = samples[0] if drum else _pick_sample(samples, hz)
             seg = _play(sample, hz, bend[start:], note.end - note.start, release, sample_rate, drum)

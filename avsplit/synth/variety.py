@@ -21,7 +21,7 @@ import numpy as np
 
 from avsplit.errors import ConfigError
 from avsplit.synth.chain import CHAIN_STEPS, random_source_chain
-from avsplit.synth.instruments import CATEGORIES, Category
+from avsplit.synth.instruments import CATEGORY_BY_NAME, Category
 from avsplit.synth.makers import SoundFont, random_fluid_settings
 from avsplit.synth.patches import PatchSet
 from avsplit.synth.realtakes import Take, available_takes
@@ -44,7 +44,6 @@ GLYPHS = ("emoji", "outline", "drawn")
 BACKGROUNDS = ("textured", "gradient", "noise", "stripes", "clutter", "blur")
 MOTIONS = ("bounce", "sway", "rotation", "pulse", "arm")
 FOREIGN_PICTURE_SHARE = 0.5
-CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 _REAL_SHARE = 0.25
 _ADDITIVE_SHARE = 0.15
 _PHYSICAL_SHARE = 0.15
