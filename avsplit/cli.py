@@ -111,6 +111,7 @@ def synth(
     split: str = typer.Option("all", "--split", help="all, train (never the held-out values of docs/domains.md) or foreign (held-out values only); train/foreign imply --variety full."),
     patches: Optional[list[Path]] = typer.Option(None, "--patches", help="With --variety full: a GUS patch set folder (e.g. /usr/share/midi/freepats from Debian's freepats), repeatable: sampled instruments as one more sound bank beside the SoundFonts."),
     makers: Optional[str] = typer.Option(None, "--makers", help="With --variety full: the kinds of sound maker to draw, comma-separated from sf, patch, additive, physical, real (default: all)."),
+    glyphs: Optional[str] = typer.Option(None, "--glyphs", help="With --variety full: the glyph styles to draw, comma-separated from emoji, outline, drawn, mono (one-colour ink made from the emoji; default: emoji, outline, drawn)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate videos that already exist."),
     jobs: int = JobsOpt,
     quiet: bool = QuietOpt,
@@ -127,6 +128,7 @@ def synth(
         sample_rate=sample_rate, seed=seed, soundfont=list(soundfont or []) or None, distractors=distractors,
         categories=cats, overwrite=overwrite, jobs=jobs, renderer=renderer, sprites=sprites, variety=variety, split=split,
         patches=list(patches or []) or None, makers=makers.split(",") if makers is not None else None,
+        glyphs=glyphs.split(",") if glyphs is not None else None,
     )
     if summary.failed:
         raise typer.Exit(1)

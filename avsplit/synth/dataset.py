@@ -158,7 +158,8 @@ class _Makers:
 
 
 def _resolve_makers(renderer: str, fonts: list, sprites: str, cats: Sequence[Category], distractors: int,
-                    variety: str, sample_rate: int, patches: Sequence = (), sound_makers: Sequence[str] | None = None) -> _Makers:
+                    variety: str, sample_rate: int, patches: Sequence = (), sound_makers: Sequence[str] | None = None,
+                    glyph_styles: Sequence[str] | None = None) -> _Makers:
     """The renderer, sprites and resources a run asks for and this machine has; warns once about each
     thing that falls back."""
     choice = resolve_renderer(renderer, fonts[0] if fonts else None, int(sample_rate))
@@ -171,7 +172,7 @@ def _resolve_makers(renderer: str, fonts: list, sprites: str, cats: Sequence[Cat
     basic_fonts: tuple = ()
     if variety == "full":
         resources, available, more = resolve_resources(renderer, fonts, _glyph_kinds(sprite_choice.kind), None,
-                                                       patches, sound_makers)
+                                                       patches, sound_makers, glyph_styles)
         warnings += more
     elif choice.name == "fluidsynth" and len(fonts) > 1:
         basic_fonts = tuple(loadable_soundfonts(find_soundfonts(fonts), strict=True)[0])
@@ -280,6 +281,7 @@ def generate_dataset(
     split: str = "all",
     patches: str | Path | Sequence[str | Path] | None = None,
     makers: Sequence[str] | None = None,
+    glyphs: Sequence[str] | None = None,
 ) -> SynthSummary:
     """Generate the synthetic audio-visual dataset into ``out``.
 
@@ -302,7 +304,9 @@ def generate_dataset(
     held-out value) or ``foreign`` (held-out values only); ``train``/``foreign`` imply ``full``.
     Every truth names its domain. With ``full``: ``patches``, GUS patch set folders (e.g. Debian's
     ``/usr/share/midi/freepats``), are sound banks beside the SoundFonts; ``makers`` restricts the
-    kinds of sound maker drawn (``sf``, ``patch``, ``additive``, ``physical``, ``real``).
+    kinds of sound maker drawn (``sf``, ``patch``, ``additive``, ``physical``, ``real``);
+    ``glyphs`` the glyph styles drawn (``emoji``, ``outline``, ``drawn``, ``mono``; default: the
+    first three).
     """
     out = Path(out)
     width, height = check_numbers(solos, duets, same_kind, seconds, size, fps, sample_rate, distractors, jobs)
@@ -314,11 +318,11 @@ def generate_dataset(
         variety = "full"
     fonts = [soundfont] if isinstance(soundfont, (str, Path)) else list(soundfont or [])
     patch_dirs = [patches] if isinstance(patches, (str, Path)) else list(patches or [])
-    if variety != "full" and (patch_dirs or makers is not None):
-        raise ConfigError("--patches and --makers choose among the sound makers of --variety full", None,
+    if variety != "full" and (patch_dirs or makers is not None or glyphs is not None):
+        raise ConfigError("--patches, --makers and --glyphs choose among the sound makers and pictures of --variety full", None,
                           "add --variety full (or --split train/foreign)")
     cats = resolve_categories(categories)
-    makers = _resolve_makers(renderer, fonts, sprites, cats, distractors, variety, sample_rate, patch_dirs, makers)
+    makers = _resolve_makers(renderer, fonts, sprites, cats, distractors, variety, sample_rate, patch_dirs, makers, glyphs)
     settings = Settings(
         seconds=float(seconds), width=width, height=height, fps=float(fps), sample_rate=int(sample_rate),
         seed=int(seed), distractors=int(distractors), renderer=makers.renderer, sprite_kind=makers.sprites.kind,

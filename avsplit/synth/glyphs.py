@@ -1,5 +1,9 @@
-"""The outline glyph style: monochrome instrument symbols of an outline font (Symbola, from
-Debian's fonts-symbola), recoloured with a random fill and a contrasting rim.
+"""Monochrome glyph styles: ink in one colour with a contrasting rim.
+
+``outline``: the instrument symbols of an outline font (Symbola, from Debian's fonts-symbola),
+recoloured with a random fill and rim. ``mono``: the same kind of picture made from another
+sprite (the colour emoji or the drawn shape): its dark parts and its edges become the ink, so a
+model meets one-colour line drawings of other shapes than Symbola's (``synth --glyphs``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from avsplit.synth.sprites import ALPHA_MIN, find_font
 
-__all__ = ["OUTLINE_FONTS", "find_outline_font", "outline_image"]
+__all__ = ["OUTLINE_FONTS", "find_outline_font", "outline_image", "mono_image"]
 
 OUTLINE_FONTS: tuple[str, ...] = (
     "/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf",
@@ -60,13 +64,44 @@ def outline_image(char: str, font_path: Path, fill: tuple[int, int, int], rim: t
     mask = _mask(char, str(font_path))
     if mask is None:
         return None
-    pad = 4
-    cov = np.pad(np.asarray(mask, dtype=np.float32) / 255.0, pad)
+    return _inked(np.asarray(mask, dtype=np.float32) / 255.0, fill, rim)
+
+
+def mono_image(sprite: Image.Image, fill: tuple[int, int, int], rim: tuple[int, int, int], hollow: bool = False) -> Image.Image:
+    """``sprite`` (RGBA) redrawn as a one-colour ink drawing (RGBA): its edges (luma and
+    silhouette) and, unless ``hollow``, its dark parts (luma at most the 35th percentile of its
+    visible pixels and at most halfway between their darkest and lightest) in ``fill``, with a
+    3-pixel ``rim``; the rest transparent."""
+    rgba = np.asarray(sprite.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3] / 255.0
+    visible = alpha >= ALPHA_MIN / 255.0
+    luma = (rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)) * alpha  # silhouette edges count
+    dark = np.zeros_like(visible)
+    if visible.any() and not hollow:
+        shown = luma[visible]
+        dark = visible & (luma <= min(float(np.percentile(shown, 35.0)), 0.5 * float(shown.min() + shown.max())))
+    gy, gx = np.gradient(luma)
+    edge = np.hypot(gx, gy)
+    lines = edge >= max(0.25 * float(np.percentile(edge[edge > 0], 90.0)) if (edge > 0).any() else 1.0, 1e-3)
+    width = max(1, round(min(alpha.shape) / 60))  # strokes about as thick as Symbola's at sprite size
+    return _inked(_grow((dark | lines).astype(np.float32), width) * visible.astype(np.float32), fill, rim)
+
+
+def _grow(cov: np.ndarray, radius: int) -> np.ndarray:
+    """``cov`` dilated by a disc of ``radius`` pixels (``cov`` padded by ``radius`` first is the caller's
+    business: the edges wrap)."""
     grown = cov.copy()
-    for dy in range(-3, 4):
-        for dx in range(-3, 4):
-            if dx * dx + dy * dy <= 9:
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx * dx + dy * dy <= radius * radius:
                 grown = np.maximum(grown, np.roll(np.roll(cov, dy, 0), dx, 1))
+    return grown
+
+
+def _inked(cov: np.ndarray, fill: tuple[int, int, int], rim: tuple[int, int, int]) -> Image.Image:
+    """Coverage ``cov`` ``(H, W)`` in [0, 1] as ink of ``fill`` with a 3-pixel ``rim`` (RGBA, padded)."""
+    cov = np.pad(cov, 4)
+    grown = _grow(cov, 3)
     rgb = np.where(cov[..., None] > 0.5, np.array(fill, np.float32), np.array(rim, np.float32))
     alpha = np.clip(grown * 255.0, 0, 255)
     return Image.fromarray(np.dstack([rgb, alpha]).astype(np.uint8), "RGBA")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from avsplit.synth.backgrounds import make_background, make_family_background
 from avsplit.synth.clip import sounding_level
-from avsplit.synth.glyphs import find_outline_font, outline_image
+from avsplit.synth.glyphs import find_outline_font, mono_image, outline_image
 from avsplit.synth.instruments import DISTRACTORS, Category
 from avsplit.synth.motion import styled_motion
 from avsplit.synth.scene import Actor, distractor_layout, distractor_motion, distractor_rhythm, duet_layout, fit_sprite, render_scene, solo_layout
@@ -41,7 +41,7 @@ class Look:
     motions: list[str]
     distractors: int
     paints: list = field(default_factory=list)
-    """Per source ``(fill, rim)`` colours for outline glyphs (full variety)."""
+    """Per source ``(fill, rim)`` colours for outline and mono glyphs (full variety)."""
     extra: dict = field(default_factory=dict)
     """Full-variety details (camera, jitter) for the truth."""
 
@@ -106,7 +106,12 @@ def _full_look(st, n_sources: int, sound, rng: np.random.Generator) -> Look:
 
 def _sprite(glyph: str, st, emoji: str, shape: str, colour, paint=None) -> tuple[Image.Image, str]:
     """The sprite image and the glyph style it really has (a missing glyph is drawn).
-    ``paint``: ``(fill, rim)`` colours of an outline glyph."""
+    ``paint``: ``(fill, rim)`` colours of an outline or mono glyph. A mono glyph is made from the
+    emoji (the drawn shape where there is none); it is hollow (edges only) when its fill's red
+    level is odd, which varies it without one more random draw."""
+    if glyph == "mono" and paint:
+        base, _ = _sprite("emoji", st, emoji, shape, colour)
+        return mono_image(base, *paint, hollow=paint[0][0] % 2 == 1), "mono"
     if glyph == "outline":
         font = find_outline_font()
         image = outline_image(emoji, font, *paint) if font is not None and paint else None

@@ -12,7 +12,7 @@ from avsplit.synth.audio import _load_fluidsynth, _load_soundfont, _new_synth, f
 from avsplit.synth.makers import SoundFont, find_soundfonts
 from avsplit.synth.patches import find_patch_set
 from avsplit.synth.realtakes import HELD_OUT_REAL_FILES, find_sample_dir
-from avsplit.synth.variety import BACKGROUNDS, GLYPHS, HELD_OUT, MAKER_KINDS, MOTIONS, Resources
+from avsplit.synth.variety import BACKGROUNDS, GLYPH_STYLES, GLYPHS, HELD_OUT, MAKER_KINDS, MOTIONS, Resources
 
 __all__ = ["resolve_resources", "loadable_soundfonts"]
 
@@ -37,11 +37,13 @@ def loadable_soundfonts(fonts: Sequence[SoundFont], strict: bool) -> tuple[list[
 
 def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, glyph_kinds: Sequence[str],
                       outline_font: Path | None, patches: Sequence[str | Path] = (),
-                      makers: Sequence[str] | None = None) -> tuple[Resources, dict, list[str]]:
+                      makers: Sequence[str] | None = None,
+                      glyph_styles: Sequence[str] | None = None) -> tuple[Resources, dict, list[str]]:
     """``(resources, report for synth.json, warnings)`` of a full-variety run.
 
-    ``glyph_kinds``: the glyph styles that render here (``drawn`` always does); ``patches``: GUS
-    patch set folders; ``makers``: the kinds of sound maker to draw (None: all).
+    ``glyph_kinds``: the glyph styles that render here (``drawn`` and ``mono`` always do);
+    ``patches``: GUS patch set folders; ``makers``: the kinds of sound maker to draw (None: all);
+    ``glyph_styles``: the glyph styles to draw (None: :data:`GLYPHS`, those that render here).
     """
     warnings: list[str] = []
     fonts: list[SoundFont] = []
@@ -68,7 +70,7 @@ def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, gl
         warnings.append("no real recordings (install sonic-pi-samples); every source is synthesized")
     patch_sets = _patch_sets(patches)
     makers = _check_makers(makers, fonts, patch_sets, sample_dir)
-    glyphs = tuple(g for g in GLYPHS if g in glyph_kinds)
+    glyphs = _check_glyphs(glyph_styles, glyph_kinds)
     res = Resources(tuple(fonts), sample_dir, glyphs, BACKGROUNDS, MOTIONS, patch_sets, makers)
     report = {
         "soundfonts": {f.stem: str(f.path) for f in fonts},
@@ -91,6 +93,23 @@ def _patch_sets(folders: Sequence[str | Path]) -> tuple:
     if len(set(names)) != len(names):
         raise ConfigError("two --patches folders have the same name", None, "give patch sets in folders with distinct names")
     return sets
+
+
+def _check_glyphs(styles: Sequence[str] | None, renderable: Sequence[str]) -> tuple[str, ...]:
+    """The glyph styles to draw, in :data:`GLYPH_STYLES` order: ``styles`` (each known and rendering
+    here; ``mono`` always renders) or, when None, the default :data:`GLYPHS` that render here."""
+    if styles is None:
+        return tuple(g for g in GLYPHS if g in renderable)
+    asked = {s.strip() for s in styles if s.strip()}
+    unknown = sorted(asked - set(GLYPH_STYLES))
+    if unknown or not asked:
+        raise ConfigError(f"unknown glyph style {', '.join(unknown) or '(none)'} in --glyphs", None,
+                          f"use a comma-separated list of: {', '.join(GLYPH_STYLES)}")
+    fonts = {"emoji": "install fonts-noto-color-emoji", "outline": "install fonts-symbola"}
+    for style in sorted(asked):
+        if style in fonts and style not in renderable:
+            raise ConfigError(f"the {style} glyph style does not render here", None, f"{fonts[style]}, or leave it out of --glyphs")
+    return tuple(g for g in GLYPH_STYLES if g in asked)
 
 
 def _check_makers(makers: Sequence[str] | None, fonts: Sequence, patch_sets: Sequence, sample_dir) -> tuple[str, ...] | None:

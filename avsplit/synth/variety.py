@@ -26,7 +26,7 @@ from avsplit.synth.makers import SoundFont, random_fluid_settings
 from avsplit.synth.patches import PatchSet
 from avsplit.synth.realtakes import Take, available_takes
 
-__all__ = ["VARIETIES", "SPLITS", "MAKER_KINDS", "HELD_OUT", "GLYPHS", "BACKGROUNDS", "MOTIONS", "FOREIGN_PICTURE_SHARE",
+__all__ = ["VARIETIES", "SPLITS", "MAKER_KINDS", "HELD_OUT", "GLYPHS", "GLYPH_STYLES", "BACKGROUNDS", "MOTIONS", "FOREIGN_PICTURE_SHARE",
            "Resources", "SourcePlan", "plan_sources", "pick_background", "domain_of", "source_domain"]
 
 VARIETIES = ("none", "full")
@@ -40,7 +40,11 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
     "background": ("stripes",),
     "motion": ("rotation",),
 }
+#: The glyph styles drawn by default (those that render here).
 GLYPHS = ("emoji", "outline", "drawn")
+#: Every glyph style ``--glyphs`` chooses from: ``mono`` (one-colour ink made from the emoji or the
+#: drawn shape) is drawn only when asked for, so the sets made without ``--glyphs`` are unchanged.
+GLYPH_STYLES = GLYPHS + ("mono",)
 BACKGROUNDS = ("textured", "gradient", "noise", "stripes", "clutter", "blur")
 MOTIONS = ("bounce", "sway", "rotation", "pulse", "arm")
 FOREIGN_PICTURE_SHARE = 0.5
