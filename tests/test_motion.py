@@ -305,10 +305,11 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--inset", "0.5", "--gain-db", "9", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--inset", "0.5", "--gain-db", "9", "--silent", "0.3", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["picture_variety"] is True and saved["composite"] == 0.5 and saved["inset"] == 0.5 and saved["gain_db"] == 9
+    assert saved["silent"] == 0.3
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"
@@ -371,6 +372,35 @@ def test_equal_level_brings_sources_to_one_level(motion_set):
             spreads.append(20 * np.log10(levels.max() / levels.min()))
     assert len(spreads) > 20 and max(spreads) <= 20.01  # equal levels, then +-10 dB each
     assert max(spreads) > 12  # beyond what the default +-6 dB can make
+
+
+def test_silent_sources_are_shown_but_not_heard(motion_set):
+    """``--silent``: one source of an example is left out of the mixture (its audio all zeros) while
+    its picture is kept, so its ideal mask is empty; the other source's clip and the pictures are
+    drawn as without it, composites never have a silent half, and 0 leaves examples as they were."""
+    from avsplit.dsp.transforms import ideal_binary_mask
+
+    cfg, videos = _tiny_motion_videos(motion_set)
+    plain = MixSampler(videos, cfg, seed=7, augment=NO_AUGMENT)
+    assert all(np.array_equal(plain.example(i).audio, MixSampler(videos, cfg, seed=7, augment=dataclasses.replace(
+        NO_AUGMENT, silent=0.0)).example(i).audio) for i in range(4))
+    sampler = MixSampler(videos, cfg, seed=7, augment=dataclasses.replace(NO_AUGMENT, silent=1.0))
+    silent_slots = set()
+    for index in range(12):
+        ex, heard = sampler.example(index), plain.example(index)
+        assert ex.videos == heard.videos and ex.starts == heard.starts
+        np.testing.assert_array_equal(ex.frames, heard.frames)
+        levels = np.abs(ex.audio).max(axis=1)
+        np.testing.assert_array_equal(ex.audio[levels > 0], heard.audio[levels > 0])
+        assert (levels == 0).sum() == 1 and levels.max() > 0  # exactly one source is silent
+        silent_slots.add(int(np.argmin(levels)))
+        assert ex.frames.shape[0] == 2 and ex.frames.reshape(2, -1).std(axis=1).min() > 0  # both pictures shown
+        magnitudes = torch.from_numpy(np.abs(ex.audio[:, :4096:4]).astype(np.float32))[None, :, None]  # (1, 2, 1, T)
+        mask = ideal_binary_mask(magnitudes, magnitudes.sum(1))
+        assert mask[0, int(np.argmin(levels))].sum() == 0
+    assert silent_slots == {0, 1}  # either source may be the silent one
+    both = MixSampler(videos, cfg, seed=7, augment=dataclasses.replace(NO_AUGMENT, silent=1.0, composite=1.0))
+    assert all((np.abs(both.example(i).audio).max(axis=1) > 0).all() for i in range(6))
 
 
 def _plain_and_augmented(motion_set, count: int = 4, **augment):

@@ -105,6 +105,12 @@ class Augment:
     random gain, so that sources differ in level by at most ``2 * gain_db``: clips recorded at levels
     far apart (varied data spans 30 dB) otherwise make examples where one source fills every bin of
     the ideal mask and the other none, which teaches loudness, not which picture sounds."""
+    silent: float = 0.0
+    """Probability that one source of an example (drawn at random) is silent: its picture is shown
+    but its sound is left out of the mixture, so its ideal mask is empty. A player or object whose
+    sound is not heard must then separate nothing, which is what the automatic count's share check
+    (:data:`avsplit.inference.counting.MIN_SOURCE_SHARE`) asks of a group that is not a source.
+    Never in composites (both halves of one picture sound)."""
 
 
 NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
@@ -170,6 +176,8 @@ class MixSampler:
             gains.append(gain)
         if self.augment.equal_level:
             gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
+        if not composite and self.augment.silent > 0 and rng.random() < self.augment.silent:
+            gains[int(rng.integers(len(gains)))] = 0.0
         audio = [wave * np.float32(g) for wave, g in zip(audio, gains)]  # float32 waves stay float32
         if inset:
             pictures, flow, regions = picture_in_picture(frames, flows, rng, self._flow_scale)

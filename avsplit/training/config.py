@@ -59,6 +59,8 @@ class TrainConfig:
     equal_level: bool = False
     """Sources of an example brought to the same RMS before their random gain
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
+    silent: float = 0.0
+    """Share of examples with one silent source, shown but not heard (:attr:`avsplit.data.mixing.Augment.silent`)."""
     gain_db: float = 6.0
     """Random gain of each mixed source, uniform in ``[-gain_db, +gain_db]`` dB
     (:attr:`avsplit.data.mixing.Augment.gain_db`)."""

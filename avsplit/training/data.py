@@ -86,7 +86,8 @@ class StageSamplers:
         self.videos, self.cfg, self.tcfg, self.curriculum = videos, cfg, tcfg, curriculum
         self.announce = announce
         self.augment = Augment(timbre_db=tcfg.timbre_db, sound_styles=tcfg.sound_styles, styles=tcfg.picture_styles, composite=tcfg.composite, inset=tcfg.inset,
-                               equal_level=tcfg.equal_level, gain_db=tcfg.gain_db, zoom=tcfg.zoom, **(PICTURE_VARIETY if tcfg.picture_variety else {}))
+                               equal_level=tcfg.equal_level, gain_db=tcfg.gain_db, zoom=tcfg.zoom, silent=tcfg.silent,
+                               **(PICTURE_VARIETY if tcfg.picture_variety else {}))
         self._samplers: dict[int, MixSampler] = {}
 
     def at(self, step: int) -> MixSampler:
