@@ -82,8 +82,8 @@ def mono_image(sprite: Image.Image, fill: tuple[int, int, int], rim: tuple[int, 
         dark = visible & (luma <= min(float(np.percentile(shown, 35.0)), 0.5 * float(shown.min() + shown.max())))
     gy, gx = np.gradient(luma)
     edge = np.hypot(gx, gy)
-    rising = edge[edge > 0]
-    threshold = 0.25 * float(np.percentile(rising, 90.0)) if rising.size else 1.0
+    edges = edge[edge > 0]
+    threshold = 0.25 * float(np.percentile(edges, 90.0)) if edges.size else 1.0
     lines = edge >= max(threshold, 1e-3)
     width = max(1, round(min(alpha.shape) / 60))  # strokes about as thick as Symbola's at sprite size
     return _inked(_grow((dark | lines).astype(np.float32), width) * visible.astype(np.float32), fill, rim)
