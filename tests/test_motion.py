@@ -305,11 +305,12 @@ def _invoke(*args):
 def test_train_separate_evaluate_localize_with_a_motion_model(motion_set, tmp_path):
     run = tmp_path / "run"
     r = _invoke("train", "--data", motion_set / "data" / "solos", "-o", run, "--preset", "tiny-motion", "--steps", "10",
-                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--inset", "0.5", "--gain-db", "9", "--silent", "0.3", "--cache", motion_set / "cache", "-q")
+                "--val-every", "2", "--curriculum", "--picture-variety", "--composite", "0.5", "--inset", "0.5", "--gain-db", "9", "--silent", "0.3",
+                "--refiner", "4", "--own-weight", "0.5", "--cache", motion_set / "cache", "-q")
     assert r.exit_code == 0, r.output
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["picture_variety"] is True and saved["composite"] == 0.5 and saved["inset"] == 0.5 and saved["gain_db"] == 9
-    assert saved["silent"] == 0.3
+    assert saved["silent"] == 0.3 and saved["own_weight"] == 0.5
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert {row["stage"] for row in rows if row["stage"]} >= {"easy", "three"}  # stages logged, 2 -> 3 sources
     weights = run / "last.safetensors"

@@ -1,5 +1,6 @@
 """Training: runs end to end on a tiny config, resumes exactly, runs under torchrun with 2 CPU processes."""
 
+import dataclasses
 import csv
 import os
 import socket
@@ -261,3 +262,36 @@ def test_train_with_category_weight_logs_saves_its_head_and_resumes_exactly(file
     assert (tmp_path / "full" / "category_head.safetensors").exists()
     model, _ = load_checkpoint(tmp_path / "full" / "last.safetensors")  # the head stays out of the model
     assert set(model.state_dict()) == set(build_model(preset("tiny")).state_dict())
+
+
+def test_own_weight_adds_the_loss_of_the_masks_before_the_refiner():
+    """``own_weight``: the same loss on each source's own mask logits (before the refiner) is added;
+    a model without a refiner has no own masks apart from its masks, and the term is left out."""
+    import copy
+
+    from avsplit.models import build_model
+    from avsplit.training.loss import MixSeparateLoss
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny"), refiner=4)
+    model = build_model(cfg)
+    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    with_own = MixSeparateLoss(model, own_weight=0.5)
+    # a new refiner is the identity: the own masks are the refined masks
+    total = with_own(audio, frames)
+    assert with_own.parts["own"] == pytest.approx(with_own.parts["separation"], rel=1e-5)
+    assert float(total.detach()) == pytest.approx(1.5 * with_own.parts["separation"], rel=1e-5)
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.5)
+    total = with_own(audio, frames)
+    assert abs(with_own.parts["own"] - with_own.parts["separation"]) > 1e-3
+    assert float(total.detach()) == pytest.approx(with_own.parts["separation"] + 0.5 * with_own.parts["own"], rel=1e-5)
+    # the own term is the loss of the same model with its refiner taken out
+    unrefined = copy.deepcopy(model)
+    unrefined.refiner = None
+    assert float(MixSeparateLoss(unrefined)(audio, frames).detach()) == pytest.approx(with_own.parts["own"], rel=1e-5)
+    assert float(MixSeparateLoss(model)(audio, frames).detach()) == pytest.approx(with_own.parts["separation"], rel=1e-5)
+    # without a refiner the weight changes nothing
+    no_refiner = MixSeparateLoss(unrefined, own_weight=0.5)
+    assert float(no_refiner(audio, frames).detach()) == pytest.approx(with_own.parts["own"], rel=1e-5)
+    assert "own" not in no_refiner.parts

@@ -99,7 +99,12 @@ class AVSeparator(nn.Module):
         """Mask logits of *all* the sources of each mixture ``(batch, sources, log_freq, time)``: each
         source's own (:meth:`mask_logits`), then, when the model has a refiner, corrected by looking at
         them together with the mixture's warped magnitude ``(batch, 1, log_freq, time)``."""
-        logits = self.mask_logits(visual, audio_features)
+        return self.refine(self.mask_logits(visual, audio_features), visual, audio_features, warped_magnitude)
+
+    def refine(self, logits: torch.Tensor, visual: torch.Tensor, audio_features, warped_magnitude: torch.Tensor) -> torch.Tensor:
+        """The sources' own mask logits ``(batch, sources, log_freq, time)`` corrected by the refiner
+        (unchanged without one), from the same vectors, audio features and warped magnitude as
+        :meth:`mixture_logits`."""
         if self.refiner is None:
             return logits
         heard = audio_features if self.refiner.audio_channels else None

@@ -61,6 +61,10 @@ class TrainConfig:
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
     silent: float = 0.0
     """Share of examples with one silent source, shown but not heard (:attr:`avsplit.data.mixing.Augment.silent`)."""
+    own_weight: float = 0.0
+    """Weight of the same loss on each source's *own* mask logits (before the mask refiner), so
+    that what a region claims by itself, which the automatic count compares, stays each source's
+    ideal mask; 0: off (only the refined masks are trained)."""
     gain_db: float = 6.0
     """Random gain of each mixed source, uniform in ``[-gain_db, +gain_db]`` dB
     (:attr:`avsplit.data.mixing.Augment.gain_db`)."""

@@ -284,7 +284,8 @@ def train(
     train_videos, val_videos = training_videos(data, val, cfg, tcfg, cache_root, jobs, rank, world > 1)
     run = _start_model(out, data, val, cfg, tcfg, rank, world, dev, resume, init, train_videos)
     base_lrs = [g["lr"] for g in run.optimizer.param_groups]
-    loss_module: nn.Module = MixSeparateLoss(run.model, run.category_head, tcfg.category_weight, tcfg.category_on)
+    loss_module: nn.Module = MixSeparateLoss(run.model, run.category_head, tcfg.category_weight, tcfg.category_on,
+                                                  tcfg.own_weight)
     if world > 1:
         loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=[dev.index] if dev.type == "cuda" else None)
     curriculum = make_curriculum(train_videos, tcfg)

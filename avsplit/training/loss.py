@@ -32,11 +32,13 @@ class MixSeparateLoss(nn.Module):
     :data:`NO_CATEGORY` where unknown), ``category_weight`` times the head's cross-entropy on each
     source's pooled features is added: its pooled appearance features (``category_on="appearance"``)
     or the visual vector the masks are made from (``"vectors"``, averaged over a motion model's
-    steps). ``parts`` holds the last call's terms as floats.
+    steps). With ``own_weight`` (and a model with a mask refiner), ``own_weight`` times the same
+    loss on each source's own mask logits, before the refiner, is added (``parts["own"]``).
+    ``parts`` holds the last call's terms as floats.
     """
 
     def __init__(self, model: AVSeparator, category_head: CategoryHead | None = None, category_weight: float = 0.0,
-                 category_on: str = "appearance"):
+                 category_on: str = "appearance", own_weight: float = 0.0):
         super().__init__()
         if category_on not in CATEGORY_ON:
             raise ConfigError(f"unknown --category-on {category_on!r}", fix="use " + " or ".join(CATEGORY_ON))
@@ -44,13 +46,17 @@ class MixSeparateLoss(nn.Module):
         self.category_head = category_head
         self.category_weight = category_weight
         self.category_on = category_on
+        self.own_weight = own_weight if model.refiner is not None else 0.0
         self.parts: dict[str, float] = {}
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
                 regions: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         with_category = labels is not None and self.category_head is not None
-        separation, appearance, vectors = self._separation(audio, frames, flow, regions, with_category)
+        separation, own, appearance, vectors = self._separation(audio, frames, flow, regions, with_category)
         self.parts = {"separation": float(separation.detach())}
+        if own is not None:
+            self.parts["own"] = float(own.detach())
+            separation = separation + self.own_weight * own
         if not with_category:
             return separation
         if self.category_on == "vectors":
@@ -64,9 +70,9 @@ class MixSeparateLoss(nn.Module):
         return separation + self.category_weight * category
 
     def _separation(self, audio, frames, flow, regions, with_category: bool):
-        """The mix-and-separate loss; the appearance features it used ``(batch * sources, K, h, w)``
-        (computed only ``with_category``, else ``None``); and the sources' visual vectors
-        ``(batch, sources, [steps,] K)``."""
+        """The mix-and-separate loss of the refined masks; that of the own masks (``None`` without
+        :attr:`own_weight`); the appearance features used ``(batch * sources, K, h, w)`` (computed only
+        ``with_category``, else ``None``); and the sources' visual vectors ``(batch, sources, [steps,] K)``."""
         m = self.model
         batch, sources = audio.shape[:2]
         mixture = audio.sum(dim=1)
@@ -83,12 +89,19 @@ class MixSeparateLoss(nn.Module):
         audio_feats = m.audio_features(warped_mix)
         appearance = m.appearance(frames.flatten(0, 1)) if with_category else None
         vectors = m.source_vectors(frames, flow, regions, appearance)
-        logits = m.mixture_logits(vectors, audio_feats, warped_mix).float()
-        if m.config.mask == "binary":
-            per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        else:
-            per_bin = (torch.relu(logits) - target).abs()
-        return (per_bin * weight).mean(), appearance, vectors
+        own_logits = m.mask_logits(vectors, audio_feats)
+        logits = m.refine(own_logits, vectors, audio_feats, warped_mix)
+
+        def mask_loss(logits: torch.Tensor) -> torch.Tensor:
+            logits = logits.float()
+            if m.config.mask == "binary":
+                per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            else:
+                per_bin = (torch.relu(logits) - target).abs()
+            return (per_bin * weight).mean()
+
+        own = mask_loss(own_logits) if self.own_weight else None
+        return mask_loss(logits), own, appearance, vectors
 
 
 def to_model_inputs(batch: MixBatch, device: torch.device):
