@@ -266,9 +266,10 @@ def test_train_with_category_weight_logs_saves_its_head_and_resumes_exactly(file
 
 def test_own_weight_adds_the_loss_of_the_masks_before_the_refiner():
     """``own_weight``: the same loss on each source's own mask logits (before the refiner) is added;
-    a model without a refiner has no own masks apart from its masks, and the term is left out."""
+    a model without a refiner has no own masks apart from its masks, and asking for them is an error."""
     import copy
 
+    from avsplit.errors import ConfigError
     from avsplit.models import build_model
     from avsplit.training.loss import MixSeparateLoss
 
@@ -291,7 +292,15 @@ def test_own_weight_adds_the_loss_of_the_masks_before_the_refiner():
     unrefined.refiner = None
     assert float(MixSeparateLoss(unrefined)(audio, frames).detach()) == pytest.approx(with_own.parts["own"], rel=1e-5)
     assert float(MixSeparateLoss(model)(audio, frames).detach()) == pytest.approx(with_own.parts["separation"], rel=1e-5)
-    # without a refiner the weight changes nothing
-    no_refiner = MixSeparateLoss(unrefined, own_weight=0.5)
-    assert float(no_refiner(audio, frames).detach()) == pytest.approx(with_own.parts["own"], rel=1e-5)
-    assert "own" not in no_refiner.parts
+    # without a refiner there are no own masks apart from the masks: asking for them is an error
+    with pytest.raises(ConfigError, match="own-weight"):
+        MixSeparateLoss(unrefined, own_weight=0.5)
+
+
+def test_own_weight_without_a_refiner_is_refused_before_any_data_is_read(tmp_path):
+    from avsplit.errors import ConfigError
+
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match="own-weight") as caught:
+        train(tmp_path / "no-videos-here", run, model_config=preset("tiny"), train_config=_cfg(own_weight=0.5))
+    assert "--refiner" in str(caught.value) and not run.exists()

@@ -17,6 +17,11 @@ from avsplit.training.category import CategoryHead
 from avsplit.training.config import CATEGORY_ON
 
 
+#: Why ``own_weight`` is refused for a model without a mask refiner, and what to do.
+OWN_WEIGHT_NEEDS_REFINER = "--own-weight needs a model with a mask refiner (without one, its own masks are its masks)"
+OWN_WEIGHT_FIX = "add --refiner 16, or leave out --own-weight"
+
+
 # ---------------------------------------------------------------------------------- the loss
 
 class MixSeparateLoss(nn.Module):
@@ -32,7 +37,7 @@ class MixSeparateLoss(nn.Module):
     :data:`NO_CATEGORY` where unknown), ``category_weight`` times the head's cross-entropy on each
     source's pooled features is added: its pooled appearance features (``category_on="appearance"``)
     or the visual vector the masks are made from (``"vectors"``, averaged over a motion model's
-    steps). With ``own_weight`` (and a model with a mask refiner), ``own_weight`` times the same
+    steps). With ``own_weight`` (models with a mask refiner only), ``own_weight`` times the same
     loss on each source's own mask logits, before the refiner, is added (``parts["own"]``).
     ``parts`` holds the last call's terms as floats.
     """
@@ -46,7 +51,9 @@ class MixSeparateLoss(nn.Module):
         self.category_head = category_head
         self.category_weight = category_weight
         self.category_on = category_on
-        self.own_weight = own_weight if model.refiner is not None else 0.0
+        if own_weight and model.refiner is None:
+            raise ConfigError(OWN_WEIGHT_NEEDS_REFINER, fix=OWN_WEIGHT_FIX)
+        self.own_weight = own_weight
         self.parts: dict[str, float] = {}
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
