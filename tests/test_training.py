@@ -1,7 +1,7 @@
 """Training: runs end to end on a tiny config, resumes exactly, runs under torchrun with 2 CPU processes."""
 
-import dataclasses
 import csv
+import dataclasses
 import os
 import socket
 import subprocess

@@ -28,7 +28,7 @@ from avsplit.config import from_dict, to_dict
 from avsplit.console import console, log, make_progress
 from avsplit.data.curriculum import Curriculum
 from avsplit.data.mixing import NO_AUGMENT, MixSampler
-from avsplit.errors import AvsplitError, ConfigError
+from avsplit.errors import AvsplitError
 from avsplit.evaluation.bss import bss_eval
 from avsplit.files import atomic_path, ensure_dir
 from avsplit.models import AVSeparator, ModelConfig, build_model, use_channels_last
@@ -37,7 +37,7 @@ from avsplit.runtime import autocast_for, default_cache_dir, pick_device
 from avsplit.training.config import TrainConfig
 from avsplit.training.data import StageSamplers, make_curriculum, training_videos
 from avsplit.training.category import CategoryHead, category_labels
-from avsplit.training.loss import OWN_WEIGHT_FIX, OWN_WEIGHT_NEEDS_REFINER, MixSeparateLoss, batch_labels, to_model_inputs
+from avsplit.training.loss import MixSeparateLoss, batch_labels, check_own_weight, to_model_inputs
 from avsplit.training.optimizer import lr_factor, make_optimizer, set_lr, set_train_mode
 from avsplit.training.state import (TensorBoardLog, append_csv, init_from_checkpoint, load_train_state, run_summary,
                                     save_train_state, trim_csv)
@@ -123,8 +123,7 @@ def _run_configs(out: Path, cfg: ModelConfig, tcfg: TrainConfig, resume: bool, e
                 saved["train"] = to_dict(tcfg)
                 with atomic_path(config_path) as tmp:
                     tmp.write_text(json.dumps(saved, indent=2))
-    if tcfg.own_weight and not cfg.refiner:
-        raise ConfigError(OWN_WEIGHT_NEEDS_REFINER, fix=OWN_WEIGHT_FIX)
+    check_own_weight(tcfg.own_weight, cfg.refiner > 0)
     return cfg, tcfg
 
 

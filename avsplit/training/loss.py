@@ -17,9 +17,12 @@ from avsplit.training.category import CategoryHead
 from avsplit.training.config import CATEGORY_ON
 
 
-#: Why ``own_weight`` is refused for a model without a mask refiner, and what to do.
-OWN_WEIGHT_NEEDS_REFINER = "--own-weight needs a model with a mask refiner (without one, its own masks are its masks)"
-OWN_WEIGHT_FIX = "add --refiner 16, or leave out --own-weight"
+def check_own_weight(own_weight: float, has_refiner: bool) -> None:
+    """Refuse ``own_weight`` for a model without a mask refiner: its own masks are its masks, so
+    the term would only weigh the loss twice."""
+    if own_weight and not has_refiner:
+        raise ConfigError("--own-weight needs a model with a mask refiner (without one, its own masks are its masks)",
+                          fix="add --refiner 16, or leave out --own-weight")
 
 
 # ---------------------------------------------------------------------------------- the loss
@@ -51,8 +54,7 @@ class MixSeparateLoss(nn.Module):
         self.category_head = category_head
         self.category_weight = category_weight
         self.category_on = category_on
-        if own_weight and model.refiner is None:
-            raise ConfigError(OWN_WEIGHT_NEEDS_REFINER, fix=OWN_WEIGHT_FIX)
+        check_own_weight(own_weight, model.refiner is not None)
         self.own_weight = own_weight
         self.parts: dict[str, float] = {}
 
