@@ -77,12 +77,13 @@ def basic_plans(st: Settings, cats: list[Category], rng: np.random.Generator) ->
     were given), labelled with their domain."""
     plans = []
     glyph = "emoji" if st.sprite_kind == "emoji" else "drawn"
-    for _ in cats:
+    for cat in cats:
         if st.renderer.name != "fluidsynth":
             plans.append(SourcePlan("additive", glyph=glyph))
             continue
-        font = st.soundfonts[int(rng.integers(len(st.soundfonts)))] if len(st.soundfonts) > 1 else (
-            st.soundfonts[0] if st.soundfonts else SoundFont(st.renderer.soundfont, st.renderer.soundfont.stem))
+        fonts = [f for f in st.soundfonts if f.covers(cat)] or list(st.soundfonts)  # none covers it: fails with one line
+        font = fonts[int(rng.integers(len(fonts)))] if len(fonts) > 1 else (
+            fonts[0] if fonts else SoundFont(st.renderer.soundfont, st.renderer.soundfont.stem))
         held = ("soundfont",) if font.stem in HELD_OUT["soundfont"] else ()
         plans.append(SourcePlan(f"sf:{font.stem}", font, glyph=glyph, held_out=held))
     return plans

@@ -37,6 +37,12 @@ class SoundFont:
     path: Path
     stem: str
     """Name in the domain labels (``sf:<stem>``)."""
+    categories: frozenset[str] | None = None
+    """The categories it has a preset for (None: not probed, taken to play every one)."""
+
+    def covers(self, category) -> bool:
+        """Whether this SoundFont has a preset for ``category`` (a :class:`~avsplit.synth.instruments.Category`)."""
+        return self.categories is None or category.name in self.categories
 
 
 def soundfont_stem(path: Path) -> str:

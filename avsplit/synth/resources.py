@@ -4,11 +4,14 @@ the glyph fonts. Missing pieces are warned about once and left out (what exists 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from avsplit.errors import ConfigError
-from avsplit.synth.audio import _load_fluidsynth, _load_soundfont, _new_synth, fluidsynth_problem
+from avsplit.synth.audio import (_FLUID_DRUM_CHANNEL, _load_fluidsynth, _load_soundfont, _new_synth, _write_float,
+                                 fluidsynth_problem)
+from avsplit.synth.instruments import CATEGORIES
 from avsplit.synth.makers import SoundFont, find_soundfonts
 from avsplit.synth.patches import find_patch_set
 from avsplit.synth.realtakes import HELD_OUT_REAL_FILES, find_sample_dir
@@ -17,22 +20,46 @@ from avsplit.synth.variety import BACKGROUNDS, GLYPH_STYLES, GLYPHS, HELD_OUT, M
 __all__ = ["resolve_resources", "loadable_soundfonts"]
 
 
+#: A SoundFont must have presets for at least this share of the categories to count as General MIDI;
+#: others (a drum kit, one instrument) put unrelated sounds at the General MIDI numbers (a drum kit
+#: at bank 0, program 0, where a piano belongs) and are left out.
+MIN_GM_SHARE = 0.5
+
+
 def loadable_soundfonts(fonts: Sequence[SoundFont], strict: bool) -> tuple[list[SoundFont], list[str]]:
-    """The SoundFonts FluidSynth can load, and a warning per one it cannot (``strict``: raise)."""
+    """The General MIDI SoundFonts FluidSynth can load, each with the categories it has presets for,
+    and a warning per one left out (``strict``, for SoundFonts the user named: raise instead)."""
     fs = _load_fluidsynth()
+    _write_float()  # also routes FluidSynth's own log lines (a missing preset) away from stderr
     good, warnings = [], []
     for font in fonts:
         synth = _new_synth(fs, 22050)
         try:
-            _load_soundfont(synth, font.path)
-            good.append(font)
-        except ConfigError:
+            playable = soundfont_categories(synth, _load_soundfont(synth, font.path))
+            if len(playable) < MIN_GM_SHARE * len(CATEGORIES):
+                raise ConfigError(f"not a General MIDI SoundFont: it has presets for {len(playable)} of the "
+                                  f"{len(CATEGORIES)} instrument categories", font.path,
+                                  "give a General MIDI .sf2/.sf3 file (a drum kit or single-instrument SoundFont "
+                                  "puts other sounds at the General MIDI numbers)")
+            good.append(replace(font, categories=frozenset(playable)))
+        except ConfigError as err:
             if strict:
                 raise
-            warnings.append(f"cannot load the SoundFont {font.path}; leaving it out")
+            warnings.append(f"{font.path}: {err.reason}; leaving it out")
         finally:
             synth.delete()
     return good, warnings
+
+
+def soundfont_categories(synth, sfid: int) -> list[str]:
+    """The categories the SoundFont ``sfid`` loaded in ``synth`` has a preset for (the General MIDI
+    bank and program each plays; percussion on the drum channel)."""
+    playable = []
+    for category in CATEGORIES:
+        channel = _FLUID_DRUM_CHANNEL if category.percussion else 0
+        if synth.program_select(channel, sfid, category.bank, category.program) == 0:
+            playable.append(category.name)
+    return playable
 
 
 def resolve_resources(renderer: str, soundfonts: Sequence[str | Path] | None, glyph_kinds: Sequence[str],
