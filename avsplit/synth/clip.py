@@ -81,7 +81,8 @@ def basic_plans(st: Settings, cats: list[Category], rng: np.random.Generator) ->
         if st.renderer.name != "fluidsynth":
             plans.append(SourcePlan("additive", glyph=glyph))
             continue
-        fonts = [f for f in st.soundfonts if f.covers(cat)] or list(st.soundfonts)  # none covers it: fails with one line
+        # a SoundFont with this instrument's preset (none has it: rendering fails with one line)
+        fonts = [f for f in st.soundfonts if f.covers(cat)] or list(st.soundfonts)
         font = fonts[int(rng.integers(len(fonts)))] if len(fonts) > 1 else (
             fonts[0] if fonts else SoundFont(st.renderer.soundfont, st.renderer.soundfont.stem))
         held = ("soundfont",) if font.stem in HELD_OUT["soundfont"] else ()

@@ -129,7 +129,8 @@ def _pick_sound(rng: np.random.Generator, res: Resources, category: Category, sp
             return f"sf:{font.stem}", font, None
         raise ConfigError(
             f"--split foreign has no held-out sound for {name}: the {', '.join(HELD_OUT['soundfont'])} SoundFont "
-            "is not installed" + ("" if res.makers is None else " or --makers leaves it out"), None,
+            "is not installed (or has no preset for it)"
+            + ("" if res.makers is None else " or --makers leaves it out"), None,
             "install fluid-soundfont-gm (or pass it with --soundfont), or leave out this category")
     if split == "train":
         fonts = [f for f in fonts if not _held("soundfont", f.stem)]
