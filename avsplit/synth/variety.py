@@ -115,8 +115,9 @@ def _bank_maker(bank: Bank) -> str:
 def _pick_sound(rng: np.random.Generator, res: Resources, category: Category, split: str) -> tuple[str, Bank | None, Take | None]:
     """The sound maker of one source: ``foreign`` draws only held-out sounds; ``train`` and ``all``
     draw a real take, the additive synthesizer, the physical models or a sound bank (a SoundFont or
-    a patch set that has a preset or patch for ``category``) by their shares (one number decides; with no bank their
-    share goes to the additive synthesizer). ``res.makers`` restricts the kinds drawn."""
+    a patch set that has a preset or patch for ``category``) by their shares (one number decides;
+    with no bank their share goes to the additive synthesizer). ``res.makers`` restricts the kinds
+    drawn."""
     fonts = [f for f in res.soundfonts if _allowed(res, "sf") and f.covers(category)]
     name = category.name
     if split == "foreign":
