@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avsplit.errors import ConfigError
-from avsplit.synth import CATEGORIES
+from avsplit.synth import CATEGORIES, generate_dataset
 from avsplit.synth import resources
 from avsplit.synth.audio import fluidsynth_problem
 from avsplit.synth.makers import SoundFont, find_soundfonts
@@ -59,3 +59,12 @@ def test_a_soundfont_with_few_presets_is_left_out_with_one_warning(monkeypatch):
     assert str(GM_FONTS[0].path) in warnings[0] and "not a General MIDI SoundFont" in warnings[0]
     with pytest.raises(ConfigError, match="1 of the 12 instrument categories"):
         resources.loadable_soundfonts(GM_FONTS[:1], strict=True)  # named with --soundfont: refused
+
+
+@needs_gm_font
+def test_the_plain_variety_refuses_a_soundfont_that_is_not_general_midi(monkeypatch, tmp_path):
+    monkeypatch.setattr(resources, "soundfont_categories", lambda synth, sfid: ["piano"])
+    with pytest.raises(ConfigError, match="not a General MIDI SoundFont"):
+        generate_dataset(tmp_path / "out", solos=1, duets=0, seconds=1.0, size=(112, 84), fps=12.0,
+                         sample_rate=16000, soundfont=GM_FONTS[0].path)
+    assert not (tmp_path / "out").exists()

@@ -146,7 +146,7 @@ class _Makers:
     available: dict | None
     """``variety full``: what was found of each kind of resource (for ``synth.json``)."""
     soundfonts: tuple
-    """``variety none``: the SoundFonts drawn per source, when several are given."""
+    """``variety none``: the SoundFonts drawn per source (the renderer's one when none is given)."""
 
     def describe_audio(self, variety: str) -> str:
         if variety == "full":
@@ -174,8 +174,8 @@ def _resolve_makers(renderer: str, fonts: list, sprites: str, cats: Sequence[Cat
         resources, available, more = resolve_resources(renderer, fonts, _glyph_kinds(sprite_choice.kind), None,
                                                        patches, sound_makers, glyph_styles)
         warnings += more
-    elif choice.name == "fluidsynth" and len(fonts) > 1:
-        basic_fonts = tuple(loadable_soundfonts(find_soundfonts(fonts), strict=True)[0])
+    elif choice.name == "fluidsynth":  # every font drawn must be General MIDI (a drum kit is refused)
+        basic_fonts = tuple(loadable_soundfonts(find_soundfonts(fonts or [choice.soundfont]), strict=True)[0])
     for warning in dict.fromkeys(w for w in warnings if w):
         warn_line(warning)
     return _Makers(choice, sprite_choice, resources, available, basic_fonts)
