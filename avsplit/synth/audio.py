@@ -28,6 +28,7 @@ __all__ = [
     "RendererChoice",
     "find_soundfont",
     "fluidsynth_problem",
+    "quiet_fluidsynth_log",
     "resolve_renderer",
     "render_fluidsynth",
     "render_additive",
@@ -76,13 +77,19 @@ def _write_float():
         ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
     ]
     fn.restype = ctypes.c_int
-    # FluidSynth logs straight to stderr; failures are reported by us as one line instead.
-    set_log = getattr(fs._fl, "fluid_set_log_function", None)
+    quiet_fluidsynth_log()
+    return fn
+
+
+@lru_cache(maxsize=1)
+def quiet_fluidsynth_log() -> None:
+    """Stop FluidSynth logging straight to stderr (a missing preset, a bad file): failures are
+    reported by us as one line instead."""
+    set_log = getattr(_load_fluidsynth()._fl, "fluid_set_log_function", None)
     if set_log is not None:
         set_log.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
         for level in range(5):
             set_log(level, None, None)
-    return fn
 
 
 def fluidsynth_problem() -> str | None:

@@ -44,7 +44,8 @@ class Settings:
     split: str = "all"
     resources: Resources = Resources()
     soundfonts: tuple[SoundFont, ...] = ()
-    """``variety none``: the SoundFonts to draw from per source (one: today's behaviour)."""
+    """``variety none``: the SoundFonts to draw from per source, probed for their presets (with
+    FluidSynth, at least the renderer's; one: today's behaviour)."""
 
     @property
     def n_frames(self) -> int:
@@ -83,8 +84,7 @@ def basic_plans(st: Settings, cats: list[Category], rng: np.random.Generator) ->
             continue
         # a SoundFont with this instrument's preset (none has it: rendering fails with one line)
         fonts = [f for f in st.soundfonts if f.covers(cat)] or list(st.soundfonts)
-        font = fonts[int(rng.integers(len(fonts)))] if len(fonts) > 1 else (
-            fonts[0] if fonts else SoundFont(st.renderer.soundfont, st.renderer.soundfont.stem))
+        font = fonts[int(rng.integers(len(fonts)))] if len(fonts) > 1 else fonts[0]
         held = ("soundfont",) if font.stem in HELD_OUT["soundfont"] else ()
         plans.append(SourcePlan(f"sf:{font.stem}", font, glyph=glyph, held_out=held))
     return plans

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from avsplit.errors import ConfigError
-from avsplit.synth.audio import (_FLUID_DRUM_CHANNEL, _load_fluidsynth, _load_soundfont, _new_synth, _write_float,
-                                 fluidsynth_problem)
+from avsplit.synth.audio import (_FLUID_DRUM_CHANNEL, _load_fluidsynth, _load_soundfont, _new_synth,
+                                 fluidsynth_problem, quiet_fluidsynth_log)
 from avsplit.synth.instruments import CATEGORIES
 from avsplit.synth.makers import SoundFont, find_soundfonts
 from avsplit.synth.patches import find_patch_set
@@ -30,7 +30,7 @@ def loadable_soundfonts(fonts: Sequence[SoundFont], strict: bool) -> tuple[list[
     """The General MIDI SoundFonts FluidSynth can load, each with the categories it has presets for,
     and a warning per one left out (``strict``, for SoundFonts the user named: raise instead)."""
     fs = _load_fluidsynth()
-    _write_float()  # also routes FluidSynth's own log lines (a missing preset) away from stderr
+    quiet_fluidsynth_log()  # probing a missing preset is not an error to print
     good, warnings = [], []
     for font in fonts:
         synth = _new_synth(fs, 22050)
