@@ -225,6 +225,7 @@ def train(
     inset: Optional[float] = typer.Option(None, "--inset", min=0.0, max=1.0, help="Share of --composite examples drawn as one source's clip, scaled to 35-65%, inset in the other's picture instead of side by side (players of different sizes, one in front)."),
     equal_level: Optional[bool] = typer.Option(None, "--equal-level/--no-equal-level", help="Bring the mixed sources to the same level before their random gain (for clips recorded at levels far apart)."),
     silent: Optional[float] = typer.Option(None, "--silent", min=0.0, max=1.0, help="Share of examples where one source is shown but not heard (its sound left out of the mixture), so a picture whose sound is absent separates nothing, as the automatic count expects of a group that is no source (0: off)."),
+    silent_regions: Optional[float] = typer.Option(None, "--silent-regions", min=0.0, max=1.0, help="Share of examples where one source is replaced by another source's picture outside its player (from the truth beside synth solos), not heard: a region without a player separates nothing, as the automatic count expects (0: off)."),
     own_weight: Optional[float] = typer.Option(None, "--own-weight", min=0.0, help="Models with a mask refiner: weight of the same loss on each source's own masks (before the refiner), what the automatic count compares; 0: off."),
     gain_db: Optional[float] = typer.Option(None, "--gain-db", min=0.0, help="Random gain of each mixed source, up to +-DB (default 6); with --equal-level the sources differ by up to twice this (wider: the model also learns sources far quieter than the others)."),
     zoom: Optional[float] = typer.Option(None, "--zoom", min=1.0, help="Half the crops cut from a part of the frame up to this many times smaller and scaled up (players drawn small are also seen large; 1: off)."),
@@ -247,7 +248,8 @@ def train(
                                               lr_sound=lr_sound, seed=seed, val_every=val_every, amp=amp,
                                               curriculum=curriculum, curriculum_stages=curriculum_stages,
                                               timbre_db=timbre_db, sound_styles=sound_styles, picture_variety=picture_variety, picture_styles=picture_styles,
-                                              composite=composite, inset=inset, equal_level=equal_level, gain_db=gain_db, zoom=zoom, silent=silent, own_weight=own_weight,
+                                              composite=composite, inset=inset, equal_level=equal_level, gain_db=gain_db, zoom=zoom, silent=silent,
+                                              silent_regions=silent_regions, own_weight=own_weight,
                                               category_weight=category_weight, category_on=category_on).items()
                        if v is not None}
     if freeze:

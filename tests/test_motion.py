@@ -453,7 +453,7 @@ def test_zoomed_crops_scale_frames_and_flow_together(motion_set):
     uniform[..., 0] = 1.0
     zooms = []
     for seed in range(12):
-        out, out_flow = sampler._augment_frames(coded, np.random.default_rng(seed), uniform.copy())
+        out, out_flow, _ = sampler._augment_frames(coded, np.random.default_rng(seed), uniform.copy())
         assert out.shape == (2, crop, crop, 3) and out_flow.shape == (3, crop // 2, crop // 2, 2)
         span = int(out[0, 0, -1, 0]) - int(out[0, 0, 0, 0]) + 1  # columns of the frame the crop was cut from
         zoom = crop / span

@@ -18,6 +18,7 @@ import numpy as np
 from avsplit.data.composites import picture_in_picture, side_by_side
 from avsplit.data.entry import CachedVideo
 from avsplit.data.motion import choose_crop, crop_flip_flow, resize_clip, window_flow
+from avsplit.data.players import choose_silent_region, player_boxes, player_mask
 from avsplit.data.sounds import random_timbre, resound
 from avsplit.data.styles import recolour, restyle
 from avsplit.dsp.filters import rms
@@ -36,7 +37,9 @@ class MixExample:
     sampler's video list; ``starts``: window start sample per source; ``flow`` (motion models):
     float16 ``(sources, steps, height / s, width / s, 2)``, cut and mirrored like the frames;
     ``regions``: bool ``(sources, height, width)``, the pixels of each source's picture that show it
-    (a composite example, :mod:`avsplit.data.composites`), or ``None``: each source's whole picture.
+    (a composite example, :mod:`avsplit.data.composites`), or ``None``: each source's whole picture;
+    ``no_player``: the sources whose region shows no player (a silent region, :attr:`Augment.silent_regions`),
+    whose category is unknown.
     """
 
     audio: np.ndarray
@@ -45,6 +48,7 @@ class MixExample:
     starts: list[int]
     flow: np.ndarray | None = None
     regions: np.ndarray | None = None
+    no_player: tuple[int, ...] = ()
 
 
 @dataclass
@@ -52,13 +56,15 @@ class MixBatch:
     """Stacked :class:`MixExample` arrays: ``audio`` ``(batch, sources, samples)``, ``frames``
     ``(batch, sources, frames, H, W, 3)``, ``flow`` (motion models) ``(batch, sources, steps, h, w, 2)``,
     ``regions`` ``(batch, sources, H, W)`` (``None`` when every example pools whole pictures),
-    ``videos`` int ``(batch, sources)``: each source's index in the sampler's video list."""
+    ``videos`` int ``(batch, sources)``: each source's index in the sampler's video list; ``no_player``
+    bool ``(batch, sources)``: the silent regions (``None`` when there are none)."""
 
     audio: np.ndarray
     frames: np.ndarray
     flow: np.ndarray | None = None
     regions: np.ndarray | None = None
     videos: np.ndarray | None = None
+    no_player: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,15 @@ class Augment:
     sound is not heard must then separate nothing, which is what the automatic count's share check
     (:data:`avsplit.inference.counting.MIN_SOURCE_SHARE`) asks of a group that is not a source.
     Never in composites (both halves of one picture sound)."""
+    silent_regions: float = 0.0
+    """Probability that one source of an example is replaced by a *silent region*
+    (:mod:`avsplit.data.players`): another source's picture, its vector pooled outside that source's
+    player (a dilated box from the truth beside the video), its sound left out, so its ideal mask is
+    empty; the shown source's vector is pooled over its player. A region of a picture without the
+    player, a distractor or the background, must separate nothing, which is what the automatic count
+    asks of a group that is no source. Only for videos with a truth (``avsplit synth`` solos); never in
+    composites or with a silent source. Drawn from its own random stream, so the rest of an example
+    (videos, windows, crops) is the same as without it."""
 
 
 NO_AUGMENT = Augment(crop=False, flip=False, colour=0.0, gain_db=0.0)
@@ -153,6 +168,7 @@ class MixSampler:
         self.seed = seed
         self.augment = augment
         self.pair_filter = pair_filter
+        self._boxes: dict[int, np.ndarray | None] = {}
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -166,19 +182,29 @@ class MixSampler:
         composite = self.num_mix == 2 and self.augment.composite > 0 and rng.random() < self.augment.composite
         inset = composite and self.augment.inset > 0 and rng.random() < self.augment.inset
         width = self.config.video.crop_size // 2 if composite and not inset else None
-        audio, frames, starts, flows, gains = [], [], [], [], []
+        audio, frames, starts, flows, gains, masks = [], [], [], [], [], []
         for v in chosen:
-            wave, clip_frames, start, flow, gain = self._clip(self.videos[v], rng, width)
+            wave, clip_frames, start, flow, gain, mask = self._clip(v, rng, width)
             audio.append(wave)
             frames.append(clip_frames)
             starts.append(start)
             flows.append(flow)
             gains.append(gain)
+            masks.append(mask)
         if self.augment.equal_level:
             gains = [g * f for g, f in zip(gains, equalising_factors(audio))]
         if not composite and self.augment.silent > 0 and rng.random() < self.augment.silent:
             gains[int(rng.integers(len(gains)))] = 0.0
+        silent_region = None
+        if not composite and 0.0 not in gains and self.augment.silent_regions > 0:
+            region_rng = np.random.default_rng([self.seed, index, 1])
+            if region_rng.random() < self.augment.silent_regions:
+                silent_region = choose_silent_region(masks, region_rng)
+        if silent_region is not None:
+            gains[silent_region[1]] = 0.0
         audio = [wave * np.float32(g) for wave, g in zip(audio, gains)]  # float32 waves stay float32
+        if silent_region is not None:
+            return self._with_silent_region(np.stack(audio), frames, flows, chosen, starts, masks, *silent_region)
         if inset:
             pictures, flow, regions = picture_in_picture(frames, flows, rng, self._flow_scale)
             return MixExample(np.stack(audio), pictures, chosen, starts, flow, regions)
@@ -188,6 +214,16 @@ class MixSampler:
         flow = np.stack(flows) if self.config.motion is not None else None
         return MixExample(np.stack(audio), np.stack(frames), chosen, starts, flow)
 
+    def _with_silent_region(self, audio: np.ndarray, frames: list, flows: list, chosen: list[int], starts: list[int],
+                            masks: list, shown: int, replaced: int) -> MixExample:
+        """The example with source ``replaced`` (already silenced in ``audio``) showing source ``shown``'s
+        picture outside its player mask, and ``shown`` pooled over its player."""
+        frames[replaced], flows[replaced] = frames[shown], flows[shown]
+        regions = np.ones((len(frames), *frames[shown].shape[1:3]), bool)
+        regions[shown], regions[replaced] = masks[shown], ~masks[shown]
+        flow = np.stack(flows) if self.config.motion is not None else None
+        return MixExample(audio, np.stack(frames), chosen, starts, flow, regions, (replaced,))
+
     def batch(self, indices: Sequence[int]) -> MixBatch:
         """The examples ``indices``, stacked (:class:`MixBatch`)."""
         examples = [self.example(i) for i in indices]
@@ -196,8 +232,13 @@ class MixSampler:
         if any(e.regions is not None for e in examples):
             whole = np.ones((examples[0].frames.shape[0], *examples[0].frames.shape[2:4]), bool)
             regions = np.stack([whole if e.regions is None else e.regions for e in examples])
+        no_player = None
+        if any(e.no_player for e in examples):
+            no_player = np.zeros((len(examples), examples[0].frames.shape[0]), bool)
+            for row, e in enumerate(examples):
+                no_player[row, list(e.no_player)] = True
         return MixBatch(np.stack([e.audio for e in examples]), np.stack([e.frames for e in examples]), flow, regions,
-                        np.array([e.videos for e in examples], dtype=np.int64))
+                        np.array([e.videos for e in examples], dtype=np.int64), no_player)
 
     # ------------------------------------------------------------------ internals
     def _choose_videos(self, rng: np.random.Generator) -> list[int]:
@@ -210,11 +251,13 @@ class MixSampler:
                 return chosen
         return chosen
 
-    def _clip(self, video: CachedVideo, rng: np.random.Generator,
-              width: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None, float]:
-        """A source's window: audio ``(samples,)`` before its random gain, frames ``(F, crop, width or
-        crop, 3)``, start, flow, and the gain (a factor)."""
+    def _clip(self, video_index: int, rng: np.random.Generator, width: int | None = None):
+        """A source's window from video ``video_index``: audio ``(samples,)`` before its random gain,
+        frames ``(F, crop, width or crop, 3)``, start, flow, the gain (a factor) and, with
+        :attr:`Augment.silent_regions` (not in composites), its player's pixels bool ``(crop, crop)``
+        (``None`` where unknown)."""
         cfg = self.config
+        video = self.videos[video_index]
         length = cfg.audio.clip_samples
         total = video.num_samples
         span = max(0, total - length)
@@ -240,8 +283,19 @@ class MixSampler:
             idx = dense[cfg.appearance_frame_indices()]
             flow = window_flow(video.array("flow"), dense)
         frames = np.asarray(video.frames[idx])  # (F, H, W, 3), a copy out of the memmap
-        frames, flow = self._augment_frames(frames, rng, flow, width)
-        return wave.astype(np.float32), frames, start, flow, gain
+        mask = None
+        if self.augment.silent_regions > 0 and width is None:
+            boxes = self._player_boxes(video_index)
+            shown = idx if cfg.motion is None else dense
+            mask = None if boxes is None else player_mask(boxes[shown], frames.shape[1:3])
+        frames, flow, mask = self._augment_frames(frames, rng, flow, width, mask)
+        return wave.astype(np.float32), frames, start, flow, gain, mask
+
+    def _player_boxes(self, video_index: int) -> np.ndarray | None:
+        """:func:`avsplit.data.players.player_boxes` of a video, read once per sampler."""
+        if video_index not in self._boxes:
+            self._boxes[video_index] = player_boxes(self.videos[video_index])
+        return self._boxes[video_index]
 
     @property
     def _flow_scale(self) -> int:
@@ -249,11 +303,14 @@ class MixSampler:
         return self.config.motion.flow_scale if self.config.motion is not None else 1
 
     def _augment_frames(self, frames: np.ndarray, rng: np.random.Generator, flow: np.ndarray | None = None,
-                        width: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                        width: int | None = None, mask: np.ndarray | None = None):
         """Crop to ``crop_size`` squares (or ``crop_size`` x ``width``; random or centred), flip, jitter
-        colour; same for all frames (and the same crop and flip for the flow, when given)."""
+        colour; same for all frames (and the same crop and flip for the flow and for ``mask``, bool
+        ``(H, W)``, when given). Returns the frames, the flow and the mask (``None``s when not given)."""
         size, size_w = self.config.video.crop_size, width or self.config.video.crop_size
         scale = self._flow_scale
+        if mask is not None:  # cut like one more frame, then split off before any colour change
+            frames = np.concatenate([frames, np.repeat(mask[None, :, :, None] * np.uint8(255), 3, axis=3)])
         _, h, w, _ = frames.shape
         if h < size or w < size_w:
             pad_h, pad_w = max(0, size - h), max(0, size_w - w)
@@ -278,18 +335,26 @@ class MixSampler:
             frames, flow = resize_clip(np.ascontiguousarray(frames), flow, (size, size_w), scale)
         if flow is not None:
             flow = flow.astype(np.float16)
-        if self.augment.colour > 0:
-            c = self.augment.colour
-            brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)
-            f = frames.astype(np.float32)
-            grey = f.mean(axis=-1, keepdims=True)
-            f = grey + (f - grey) * saturation
-            mean = f.mean()
-            f = (f - mean) * contrast + mean
-            f = f * brightness
-            frames = np.clip(f, 0, 255).astype(np.uint8)
+        if mask is not None:
+            frames, mask = frames[:-1], frames[-1, :, :, 0] >= 128
+        frames = self._jitter_colour(frames, rng)
         frames = recolour(frames, rng, self.augment.greyscale, self.augment.channel_swap)
-        return np.ascontiguousarray(restyle(frames, rng, self.augment.styles)), flow
+        return np.ascontiguousarray(restyle(frames, rng, self.augment.styles)), flow, mask
+
+    def _jitter_colour(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Frames ``(F, H, W, 3)`` uint8 with a random brightness, contrast and saturation (up to
+        ``Augment.colour``), the same for all frames."""
+        if self.augment.colour <= 0:
+            return frames
+        c = self.augment.colour
+        brightness, contrast, saturation = rng.uniform(1 - c, 1 + c, size=3)
+        f = frames.astype(np.float32)
+        grey = f.mean(axis=-1, keepdims=True)
+        f = grey + (f - grey) * saturation
+        mean = f.mean()
+        f = (f - mean) * contrast + mean
+        f = f * brightness
+        return np.clip(f, 0, 255).astype(np.uint8)
 
     def _zoomed_size(self, size: int, size_w: int, scale: int, rng: np.random.Generator) -> tuple[int, int]:
         """``(height, width)`` of the part of the frame a clip's crop is cut from: ``(size, size_w)``, or

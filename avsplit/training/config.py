@@ -61,6 +61,9 @@ class TrainConfig:
     (:attr:`avsplit.data.mixing.Augment.equal_level`)."""
     silent: float = 0.0
     """Share of examples with one silent source, shown but not heard (:attr:`avsplit.data.mixing.Augment.silent`)."""
+    silent_regions: float = 0.0
+    """Share of examples with one source replaced by a silent region: another source's picture outside
+    its player, not heard (:attr:`avsplit.data.mixing.Augment.silent_regions`)."""
     own_weight: float = 0.0
     """Weight of the same loss on each source's *own* mask logits (before the mask refiner), so
     that what a region claims by itself, which the automatic count compares, stays each source's

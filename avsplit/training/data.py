@@ -87,6 +87,7 @@ class StageSamplers:
         self.announce = announce
         self.augment = Augment(timbre_db=tcfg.timbre_db, sound_styles=tcfg.sound_styles, styles=tcfg.picture_styles, composite=tcfg.composite, inset=tcfg.inset,
                                equal_level=tcfg.equal_level, gain_db=tcfg.gain_db, zoom=tcfg.zoom, silent=tcfg.silent,
+                               silent_regions=tcfg.silent_regions,
                                **(PICTURE_VARIETY if tcfg.picture_variety else {}))
         self._samplers: dict[int, MixSampler] = {}
 

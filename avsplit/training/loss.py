@@ -13,7 +13,7 @@ from avsplit.models import AVSeparator
 from avsplit.data.mixing import MixBatch
 from avsplit.models.appearance import normalize_frames
 from avsplit.models.separator import max_pool, region_cells
-from avsplit.training.category import CategoryHead
+from avsplit.training.category import NO_CATEGORY, CategoryHead
 from avsplit.training.config import CATEGORY_ON
 
 
@@ -128,7 +128,11 @@ def to_model_inputs(batch: MixBatch, device: torch.device):
 
 def batch_labels(batch: MixBatch, video_labels: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     """Each source's category ``(batch, sources)`` long, from ``video_labels`` (one per video of the
-    sampler, :func:`avsplit.training.category.category_labels`); ``None`` without labels."""
+    sampler, :func:`avsplit.training.category.category_labels`), :data:`NO_CATEGORY` for a silent region
+    (``batch.no_player``); ``None`` without labels."""
     if video_labels is None or batch.videos is None:
         return None
-    return torch.from_numpy(video_labels[batch.videos]).to(device)
+    labels = video_labels[batch.videos]
+    if batch.no_player is not None:
+        labels = np.where(batch.no_player, NO_CATEGORY, labels)
+    return torch.from_numpy(labels).to(device)
