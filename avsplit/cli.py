@@ -230,6 +230,7 @@ def train(
     gain_db: Optional[float] = typer.Option(None, "--gain-db", min=0.0, help="Random gain of each mixed source, up to +-DB (default 6); with --equal-level the sources differ by up to twice this (wider: the model also learns sources far quieter than the others)."),
     zoom: Optional[float] = typer.Option(None, "--zoom", min=1.0, help="Half the crops cut from a part of the frame up to this many times smaller and scaled up (players drawn small are also seen large; 1: off)."),
     category_weight: Optional[float] = typer.Option(None, "--category-weight", min=0.0, help="Weak labels: weight of a loss that makes the frame network name each video's category (the folder DATA/<category>/ it is in); 0: off."),
+    category_warmup: Optional[int] = typer.Option(None, "--category-warmup", min=0, help="With --category-weight: steps at the start in which the category loss trains only its new head, not the frame network (a random head's first gradients otherwise upset a model started with --init)."),
     category_on: Optional[str] = typer.Option(None, "--category-on", help="What --category-weight's head reads: appearance (the frame network's pooled features) or vectors (the visual vectors the masks are made from)."),
     temporal_kernel: Optional[int] = typer.Option(None, "--temporal-kernel", min=0, help="Motion presets: steps of motion context each visual vector sees (odd; 0: none)."),
     refiner: Optional[int] = typer.Option(None, "--refiner", min=0, help="Channels of a mask refiner that corrects all sources' masks together (0: none), e.g. 16 with --freeze base."),
@@ -250,7 +251,8 @@ def train(
                                               timbre_db=timbre_db, sound_styles=sound_styles, picture_variety=picture_variety, picture_styles=picture_styles,
                                               composite=composite, inset=inset, equal_level=equal_level, gain_db=gain_db, zoom=zoom, silent=silent,
                                               silent_regions=silent_regions, own_weight=own_weight,
-                                              category_weight=category_weight, category_on=category_on).items()
+                                              category_weight=category_weight, category_on=category_on,
+                                              category_warmup=category_warmup).items()
                        if v is not None}
     if freeze:
         train_overrides["freeze"] = tuple(p.strip() for p in freeze.split(",") if p.strip())

@@ -211,6 +211,41 @@ def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
     assert float(unlabelled) == pytest.approx(float(plain.detach()), rel=1e-5)
 
 
+def test_category_warmup_trains_only_the_head_for_its_first_steps(filed_videos, tmp_path, monkeypatch):
+    """``head_only``: the category loss reaches the head, not the frame network (whose gradient is then
+    the separation loss's alone); ``train --category-warmup N`` sets it for steps 0 to N - 1."""
+    from avsplit.models import build_model
+    from avsplit.training.category import CategoryHead
+    from avsplit.training.loss import MixSeparateLoss
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    model = build_model(cfg)
+    head = CategoryHead(cfg.channels, ["a", "b", "c"])
+    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
+    frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    labels = torch.tensor([[0, 2], [1, 0]])
+    MixSeparateLoss(model)(audio, frames).backward()
+    separation_only = model.appearance.head.weight.grad.clone()
+    model.zero_grad()
+    weighted = MixSeparateLoss(model, head, category_weight=0.5)
+    weighted(audio, frames, labels=labels).backward()
+    assert not torch.allclose(model.appearance.head.weight.grad, separation_only)
+    model.zero_grad()
+    head.zero_grad()
+    weighted.head_only = True
+    weighted(audio, frames, labels=labels).backward()
+    torch.testing.assert_close(model.appearance.head.weight.grad, separation_only)
+    assert head.linear.weight.grad.abs().sum() > 0
+    # in a run: the first N steps' pooled features reach the head detached, later ones attached
+    seen = []
+    original = CategoryHead.loss
+    monkeypatch.setattr(CategoryHead, "loss", lambda self, pooled, lab: seen.append(pooled.requires_grad) or original(self, pooled, lab))
+    train(filed_videos, tmp_path / "run", model_config=preset("tiny"), cache_dir=tmp_path / "c",
+          train_config=_cfg(steps=5, val_every=5, checkpoint_every=5, category_weight=0.5, category_warmup=3))
+    assert seen == [False, False, False, True, True]
+
+
 def test_category_loss_on_the_vectors_of_a_motion_model_reaches_the_motion_pathway():
     from avsplit.errors import ConfigError
     from avsplit.models import build_model

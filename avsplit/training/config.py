@@ -77,6 +77,10 @@ class TrainConfig:
     """Weight of a cross-entropy on each source's category (the folder its video is filed under),
     read by a linear head from the pooled appearance features (:mod:`avsplit.training.category`);
     0: off (pure self-supervision)."""
+    category_warmup: int = 0
+    """Steps at the start of a run (counted from its step 0, a resumed run included) in which the
+    category loss trains only its head: the pooled features are detached, so a new, random head's
+    large early gradients do not reach the frame network of a model started with ``--init``."""
     category_on: str = "appearance"
     """What the category head reads: each source's pooled ``appearance`` features, or the visual
     ``vectors`` the masks are made from (after the motion fusion)."""

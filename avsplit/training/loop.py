@@ -195,6 +195,7 @@ def _train_step(run: _Run, loss_module: nn.Module, sampler: MixSampler, base_lrs
     """One optimizer step on the batch of this process at ``run.step``; returns its loss."""
     tcfg = run.tcfg
     set_lr(run.optimizer, base_lrs, lr_factor(run.step, tcfg))
+    getattr(loss_module, "module", loss_module).head_only = run.step < tcfg.category_warmup
     first = (run.step * run.world + run.rank) * tcfg.batch_size
     batch = sampler.batch(range(first, first + tcfg.batch_size))
     a, f, fl, regions = to_model_inputs(batch, run.dev)

@@ -42,7 +42,8 @@ class MixSeparateLoss(nn.Module):
     or the visual vector the masks are made from (``"vectors"``, averaged over a motion model's
     steps). With ``own_weight`` (models with a mask refiner only), ``own_weight`` times the same
     loss on each source's own mask logits, before the refiner, is added (``parts["own"]``).
-    ``parts`` holds the last call's terms as floats.
+    While :attr:`head_only` is set (``train --category-warmup``), the category loss reaches only the
+    head: the pooled features are detached. ``parts`` holds the last call's terms as floats.
     """
 
     def __init__(self, model: AVSeparator, category_head: CategoryHead | None = None, category_weight: float = 0.0,
@@ -56,6 +57,7 @@ class MixSeparateLoss(nn.Module):
         self.category_on = category_on
         check_own_weight(own_weight, model.refiner is not None)
         self.own_weight = own_weight
+        self.head_only = False
         self.parts: dict[str, float] = {}
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, flow: torch.Tensor | None = None,
@@ -74,7 +76,7 @@ class MixSeparateLoss(nn.Module):
         else:
             cells = None if regions is None else region_cells(regions.flatten(0, 1), appearance.shape[-2:])
             pooled = max_pool(appearance, cells)
-        category, accuracy = self.category_head.loss(pooled, labels.flatten())
+        category, accuracy = self.category_head.loss(pooled.detach() if self.head_only else pooled, labels.flatten())
         self.parts.update(category=float(category.detach()), category_accuracy=float(accuracy))
         return separation + self.category_weight * category
 
