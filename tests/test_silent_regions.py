@@ -126,7 +126,7 @@ def test_no_silent_region_without_a_truth_or_in_composites(solos, tmp_path):
         assert not example.no_player and example.audio.any(axis=1).all()
 
 
-def test_train_with_silent_regions_runs_and_resumes_its_config(solos, tmp_path):
+def test_train_with_silent_regions_runs_and_records_the_share(solos, tmp_path):
     from avsplit.training import TRAIN_PRESETS, TrainConfig, train
 
     cfg, videos = solos
