@@ -184,10 +184,11 @@ def test_category_labels_index_sorted_names_and_need_two():
         category_labels(["violin", None, "violin"])
 
 
-def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
+def _tiny_model_head_and_batch():
+    """A seeded tiny model, a category head for three categories, and a batch of two 2-source examples
+    (audio ``(2, 2, samples)``, frames ``(2, 2, F, 3, 64, 64)``)."""
     from avsplit.models import build_model
-    from avsplit.training.category import NO_CATEGORY, CategoryHead
-    from avsplit.training.loss import MixSeparateLoss
+    from avsplit.training.category import CategoryHead
 
     torch.manual_seed(0)
     cfg = preset("tiny")
@@ -195,6 +196,14 @@ def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
     head = CategoryHead(cfg.channels, ["a", "b", "c"])
     audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
     frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    return model, head, audio, frames
+
+
+def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
+    from avsplit.training.category import NO_CATEGORY
+    from avsplit.training.loss import MixSeparateLoss
+
+    model, head, audio, frames = _tiny_model_head_and_batch()
     labels = torch.tensor([[0, 2], [1, NO_CATEGORY]])
     plain = MixSeparateLoss(model)(audio, frames)
     weighted = MixSeparateLoss(model, head, category_weight=0.5)
@@ -214,16 +223,10 @@ def test_category_loss_adds_to_separation_and_reaches_the_frame_network():
 def test_category_warmup_trains_only_the_head_for_its_first_steps(filed_videos, tmp_path, monkeypatch):
     """``head_only``: the category loss reaches the head, not the frame network (whose gradient is then
     the separation loss's alone); ``train --category-warmup N`` sets it for steps 0 to N - 1."""
-    from avsplit.models import build_model
     from avsplit.training.category import CategoryHead
     from avsplit.training.loss import MixSeparateLoss
 
-    torch.manual_seed(0)
-    cfg = preset("tiny")
-    model = build_model(cfg)
-    head = CategoryHead(cfg.channels, ["a", "b", "c"])
-    audio = torch.randn(2, 2, cfg.audio.clip_samples) * 0.1
-    frames = torch.randn(2, 2, cfg.video.num_frames, 3, 64, 64)
+    model, head, audio, frames = _tiny_model_head_and_batch()
     labels = torch.tensor([[0, 2], [1, 0]])
     MixSeparateLoss(model)(audio, frames).backward()
     separation_only = model.appearance.head.weight.grad.clone()
