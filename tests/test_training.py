@@ -247,6 +247,14 @@ def test_category_warmup_trains_only_the_head_for_its_first_steps(filed_videos, 
     train(filed_videos, tmp_path / "run", model_config=preset("tiny"), cache_dir=tmp_path / "c",
           train_config=_cfg(steps=5, val_every=5, checkpoint_every=5, category_weight=0.5, category_warmup=3))
     assert seen == [False, False, False, True, True]
+    # meanwhile the head learns at WARMUP_HEAD_LR_FACTOR times its rate, the other groups at theirs
+    from avsplit.training.loop import WARMUP_HEAD_LR_FACTOR
+    from avsplit.training.optimizer import set_lr
+
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.0, "name": n} for n in ("frame", "category")]
+    optimizer = torch.optim.SGD(groups)
+    set_lr(optimizer, [1.0, 2.0], 0.1, {"category": WARMUP_HEAD_LR_FACTOR})
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1, 0.2 * WARMUP_HEAD_LR_FACTOR])
 
 
 def test_category_loss_on_the_vectors_of_a_motion_model_reaches_the_motion_pathway():

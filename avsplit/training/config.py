@@ -79,8 +79,9 @@ class TrainConfig:
     0: off (pure self-supervision)."""
     category_warmup: int = 0
     """Steps at the start of a run (counted from its step 0, a resumed run included) in which the
-    category loss trains only its head: the pooled features are detached, so a new, random head's
-    large early gradients do not reach the frame network of a model started with ``--init``."""
+    category loss trains only its head, at a higher learning rate (a linear probe on fixed features):
+    the pooled features are detached, so a new, random head's large early gradients do not reach the
+    frame network of a model started with ``--init``."""
     category_on: str = "appearance"
     """What the category head reads: each source's pooled ``appearance`` features, or the visual
     ``vectors`` the masks are made from (after the motion fusion)."""

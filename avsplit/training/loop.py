@@ -45,6 +45,9 @@ from avsplit.training.state import (TensorBoardLog, append_csv, init_from_checkp
 
 #: The ``--category-weight`` head's weights in a run folder.
 CATEGORY_HEAD_FILE = "category_head.safetensors"
+#: During ``--category-warmup`` the head, trained alone on fixed features (a linear probe), learns at
+#: this many times its learning rate: at ``lr_sound`` it barely moves in 100 steps.
+WARMUP_HEAD_LR_FACTOR = 30.0
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -194,8 +197,9 @@ def _start_model(out: Path, data, val, cfg: ModelConfig, tcfg: TrainConfig, rank
 def _train_step(run: _Run, loss_module: nn.Module, sampler: MixSampler, base_lrs: list[float]) -> float:
     """One optimizer step on the batch of this process at ``run.step``; returns its loss."""
     tcfg = run.tcfg
-    set_lr(run.optimizer, base_lrs, lr_factor(run.step, tcfg))
-    getattr(loss_module, "module", loss_module).head_only = run.step < tcfg.category_warmup
+    warming_up = run.step < tcfg.category_warmup
+    set_lr(run.optimizer, base_lrs, lr_factor(run.step, tcfg), {"category": WARMUP_HEAD_LR_FACTOR} if warming_up else None)
+    getattr(loss_module, "module", loss_module).head_only = warming_up
     first = (run.step * run.world + run.rank) * tcfg.batch_size
     batch = sampler.batch(range(first, first + tcfg.batch_size))
     a, f, fl, regions = to_model_inputs(batch, run.dev)

@@ -68,6 +68,9 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.1 ** sum(step >= int(f * cfg.steps) for f in cfg.lr_steps)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, base: list[float], factor: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, base: list[float], factor: float,
+           boost: dict[str, float] | None = None) -> None:
+    """Each group's learning rate: its ``base`` one times ``factor``, and times ``boost[name]`` for the
+    groups ``boost`` names."""
     for group, lr in zip(optimizer.param_groups, base):
-        group["lr"] = lr * factor
+        group["lr"] = lr * factor * (boost or {}).get(group.get("name"), 1.0)
