@@ -251,7 +251,8 @@ class MixSampler:
                 return chosen
         return chosen
 
-    def _clip(self, video_index: int, rng: np.random.Generator, width: int | None = None):
+    def _clip(self, video_index: int, rng: np.random.Generator, width: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None, float, np.ndarray | None]:
         """A source's window from video ``video_index``: audio ``(samples,)`` before its random gain,
         frames ``(F, crop, width or crop, 3)``, start, flow, the gain (a factor) and, with
         :attr:`Augment.silent_regions` (not in composites), its player's pixels bool ``(crop, crop)``
