@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from avsplit.evaluation.breakdown import count_summary, join_domains, level_bin, markdown_lines, match_tracks, read_domain, truth_domain
 from avsplit.inference.counting import distinct_sources, salient_cells, sound_flux
@@ -155,21 +156,27 @@ def test_markdown_without_counts_or_domains_adds_nothing():
     assert markdown_lines(summarize([_item("mix", "", 0, None, 3.0)])) == []
 
 
-def test_the_count_tries_groupings_that_lean_less_on_position():
-    from avsplit.inference.counting import GROUPING_POSITION_WEIGHTS, GROUPING_SEEDS, groupings
+def test_tracks_are_scored_against_the_player_their_box_covers():
+    from avsplit.evaluation.breakdown import box_iou, box_order
+
+    above, below = [10, 0, 90, 40], [0, 50, 100, 100]  # one player above the other, centres 50 and 50
+    assert box_iou(above, above) == 1.0 and box_iou(above, below) == 0.0
+    assert box_order([above, below], [above, below]) == [0, 1]
+    assert box_order([below, above], [above, below]) == [1, 0]  # left to right would pair them wrongly
+    assert box_order([[0, 0, 1, 1], [5, 5, 6, 6]], [above, below]) == [0, 1]  # no overlap: the given order
+    three = [[0, 0, 30, 30], [40, 0, 70, 30], [80, 0, 100, 30]]
+    assert box_order([three[2], three[0], three[1]], three) == [1, 2, 0]
+
+
+def test_appearance_models_try_one_grouping_of_the_cells_that_stand_out():
+    from avsplit.inference.counting import groupings
+    from avsplit.inference.engine import Seen
 
     rng = np.random.default_rng(0)
-    h, w = 8, 8
-    sal = np.zeros((h, w))
-    sal[1:7, 1:7] = 1.0  # one block of moving cells: two nested players
-    z = rng.standard_normal((h, w, 4))
-    z[2:5, 2:5] += 6.0 * np.array([1.0, 0.0, 0.0, 0.0])  # the inner player looks different
-    found = list(groupings(sal, z, 2, True, (64, 64)))
-    assert 1 <= len(found) <= len(GROUPING_POSITION_WEIGHTS) * len(GROUPING_SEEDS)
-    assert all(len(regions) == 2 and not (regions[0].cells & regions[1].cells).any() for regions in found)
-    inner = np.zeros((h, w), bool)
-    inner[2:5, 2:5] = True
-    whole = [any((r.cells & inner).sum() == inner.sum() for r in regions) for regions in found]
-    assert not whole[0] and any(whole)  # position cuts the inner player first; a later grouping keeps it whole
-    assert len(list(groupings(sal, z, 2, False, (64, 64)))) == 1  # appearance models: one grouping, as before
-    assert not list(groupings(sal, z, 40, True, (64, 64)))  # more groups than cells: none
+    sal = np.zeros((8, 8))
+    sal[1:4, 1:4] = sal[5:8, 5:8] = 1.0
+    z = rng.standard_normal((8, 8, 4))
+    seen = Seen(torch.zeros(1, 4, 8, 8), None, torch.zeros(1, 4, 8, 8))
+    [regions] = list(groupings(seen, sal, z, 2, (64, 64)))
+    assert sorted(int(r.cells.sum()) for r in regions) == [9, 9]
+    assert not list(groupings(seen, sal, z, 40, (64, 64)))  # more groups than cells: none

@@ -19,6 +19,7 @@ outline glyph says which of the two was separated), and by its ``level`` in the 
 from __future__ import annotations
 
 import json
+from itertools import permutations
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -170,6 +171,23 @@ def add_breakdowns(summary: dict[str, Any], groups: dict[str, list]) -> None:
         per_source = source_domain_summary(group)
         if per_source:
             entry["source_domains"] = per_source
+
+
+def box_order(track_boxes: Sequence[Sequence[float]], truth_boxes: Sequence[Sequence[float]]) -> list[int]:
+    """The order in which to score as many tracks as the truth has sources: each track against the
+    source whose box its region's box overlaps: the permutation of ``track_boxes`` (x0, y0, x1, y1)
+    with the largest summed IoU with ``truth_boxes``, the given (left-to-right) order on a tie.
+    Left to right alone pairs them wrongly where players stand one above the other or one in front."""
+    iou = np.array([[box_iou(t, r) for r in truth_boxes] for t in track_boxes])  # (E, N)
+    return list(max(permutations(range(len(track_boxes))), key=lambda p: sum(iou[p[i], i] for i in range(len(p)))))
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def match_tracks(refs: np.ndarray, est: np.ndarray, mix: np.ndarray) -> np.ndarray:

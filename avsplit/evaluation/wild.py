@@ -13,7 +13,7 @@ from avsplit import io as media
 from avsplit.console import error_line
 from avsplit.dsp.resample import resample
 from avsplit.errors import AvsplitError, MediaError
-from avsplit.evaluation.breakdown import match_tracks, read_domain
+from avsplit.evaluation.breakdown import box_order, match_tracks, read_domain
 from avsplit.evaluation.scores import EvalItem, score, score_localization
 from avsplit.inference import (RegionSpec, Region, Separated, WindowStream, discover_regions, find_regions,
                                separate_stream)
@@ -55,7 +55,7 @@ def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: 
         error_line(f"{it.path}: {exc}")
         return item
     refs = [resample(wave.mean(0), sr, rate) for wave, sr in waves]
-    _score_tracks(item, refs, at_model_rate.sources[:, 0], mix, "model", baseline=True)
+    _score_tracks(item, refs, _truth_ordered(at_model_rate, sources), mix, "model", baseline=True)
     if not item.skipped:
         try:
             full_mix = media.read_audio(it.path, full_band.sample_rate)
@@ -63,7 +63,7 @@ def evaluate_wild(it: VideoItem, engine, localization: bool = True, auto_count: 
             error_line(f"{it.path}: full-band scores skipped ({exc})")
         else:
             refs = [resample(wave.mean(0), sr, full_band.sample_rate) for wave, sr in waves]
-            _score_tracks(item, refs, full_band.sources[:, 0], full_mix, "model_fullband")
+            _score_tracks(item, refs, _truth_ordered(full_band, sources), full_mix, "model_fullband")
     if localization:
         score_localization(item, it.path, truth, engine)
     return item
@@ -83,6 +83,17 @@ def _separate(engine, video: Path, full_rate: int, num_sources: int | None, zoom
     if num_sources != len(tracks) and not _same_cells(find_regions(engine, at_model_rate.discovery, len(tracks)), tracks):
         full_band = separate_stream(engine, full, RegionSpec(len(tracks), zoom=zoom))[0]
     return at_model_rate, full_band
+
+
+def _truth_ordered(separated: Separated, sources: Sequence[dict]) -> np.ndarray:
+    """``separated``'s mono tracks ``(R, S)``; as many as the truth's ``sources``, each where its region
+    overlaps that source's player (:func:`box_order`, against each source's median box), when the
+    truth has boxes."""
+    tracks = separated.sources[:, 0]
+    if len(tracks) != len(sources) or not all(s.get("boxes") for s in sources):
+        return tracks
+    truth_boxes = [np.median(np.asarray(s["boxes"], float), axis=0).tolist() for s in sources]
+    return tracks[box_order([r.box for r in separated.regions], truth_boxes)]
 
 
 def _same_cells(a: Sequence[Region], b: Sequence[Region]) -> bool:

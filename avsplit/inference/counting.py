@@ -3,8 +3,9 @@
 :func:`avsplit.inference.discovery.find_regions` computes the candidate pixels' saliency and features over
 a few windows of a video; :func:`choose_regions` clusters them into k groups for every k from
 :data:`MAX_SOURCES` down and keeps the largest k whose groups are distinct sources. Motion models
-try several groupings per k (:func:`groupings`): players that overlap or nest are often split only
-by one that leans less on position.
+group the moving pixels by the rhythm of their motion (:mod:`avsplit.inference.rhythm`), several
+groupings per k (:func:`groupings`); appearance models group the cells that stand out by their look
+and position.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import numpy as np
 import torch
 
 from avsplit.dsp.camera import remove_camera_motion
+from avsplit.inference.clustering import kmeans_euclidean
 from avsplit.inference.engine import Heard, Seen, SeparationEngine
 from avsplit.inference.regions import Region, cells_to_box
+from avsplit.inference.rhythm import rhythm_groupings
 
 MAX_SOURCES = 4
 #: Clusters whose masks are more similar than this are the same source.
@@ -37,11 +40,6 @@ POSITION_WEIGHT = 1.0
 #: each player, whose features differ more than two players' do): players are told apart by where
 #: they are, features only break ties.
 MOTION_POSITION_WEIGHT = 8.0
-#: Motion models, automatic count: the groupings tried for each k, k-means with each of these
-#: position weights and seeds in turn; the first whose groups are distinct sources is kept. Players
-#: that overlap or differ in size are often split only by a grouping that leans less on position.
-GROUPING_POSITION_WEIGHTS = (MOTION_POSITION_WEIGHT, 4.0, 2.0, 1.0)
-GROUPING_SEEDS = (0, 1, 2)
 
 
 def salient_cells(sal: np.ndarray) -> np.ndarray:
@@ -172,41 +170,39 @@ def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.n
     first grouping (:func:`groupings`) whose groups are distinct sources, else one source.
     """
     motion = cell_motion(seen.flow, sal.shape) if seen.flow is not None else None
-    moving = seen.raw.ndim == 5
-    coords, points = candidate_points(sal, z, motion=moving)
     if num_sources:
-        k = min(num_sources, len(points))
-        labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
-        return _with_shares(engine, seen, heard, group_regions(coords, labels, k, sal.shape, video_size))[0]
+        k = num_sources
+        regions = next(iter(groupings(seen, sal, z, k, video_size)), None) if k > 1 else None
+        if regions is None:  # one source, or fewer moving pixels or candidates than sources
+            coords, points = candidate_points(sal, z, motion=seen.flow is not None)
+            k = min(k, len(points))
+            labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
+            regions = group_regions(coords, labels, k, sal.shape, video_size)
+        return _with_shares(engine, seen, heard, regions)[0]
     for k in range(MAX_SOURCES, 1, -1):
-        for regions in groupings(sal, z, k, moving, video_size):
+        for regions in groupings(seen, sal, z, k, video_size):
             regions, sounds = _with_shares(engine, seen, heard, regions)
             if distinct_sources(sounds, motion, regions, heard.warped):
                 return regions
+    coords, _ = candidate_points(sal, z, motion=seen.flow is not None)
     return _with_shares(engine, seen, heard, group_regions(coords, np.zeros(len(coords), int), 1, sal.shape, video_size))[0]
 
 
-def groupings(sal: np.ndarray, z: np.ndarray, k: int, motion: bool, video_size: tuple[int, int]):
-    """The groupings of the candidate cells into ``k`` non-empty groups that the automatic count
-    tries, in order: k-means with each of :data:`GROUPING_POSITION_WEIGHTS` and :data:`GROUPING_SEEDS`
-    (motion models), or with :data:`POSITION_WEIGHT` once (appearance models); a grouping equal to
-    one already given is skipped. Yields lists of ``k`` :class:`~avsplit.inference.regions.Region`."""
-    weights, seeds = (GROUPING_POSITION_WEIGHTS, GROUPING_SEEDS) if motion else ((POSITION_WEIGHT,), (0,))
-    coords, points = candidate_points(sal, z, motion, weight=1.0)
+def groupings(seen: Seen, sal: np.ndarray, z: np.ndarray, k: int, video_size: tuple[int, int]):
+    """The groupings into ``k`` non-empty groups that the count tries, in order: motion models, the
+    moving pixels grouped by the rhythm of their motion (:func:`avsplit.inference.rhythm.rhythm_groupings`,
+    one per seed); appearance models, the candidate cells clustered on their look and position
+    (k-means with :data:`POSITION_WEIGHT`, once). Yields lists of ``k``
+    :class:`~avsplit.inference.regions.Region`."""
+    if seen.flow is not None:
+        yield from rhythm_groupings(seen.flow, k, sal.shape, video_size)
+        return
+    coords, points = candidate_points(sal, z, motion=False)
     if len(points) < k:
         return
-    seen_partitions = set()
-    for weight in weights:
-        weighted = np.concatenate([points[:, :-2], weight * points[:, -2:]], axis=1)
-        for seed in seeds:
-            labels = kmeans_euclidean(weighted, k, seed=seed)
-            partition = frozenset(tuple(np.flatnonzero(labels == j)) for j in range(k))
-            if partition in seen_partitions:
-                continue
-            seen_partitions.add(partition)
-            regions = group_regions(coords, labels, k, sal.shape, video_size)
-            if len(regions) == k:
-                yield regions
+    regions = group_regions(coords, kmeans_euclidean(points, k), k, sal.shape, video_size)
+    if len(regions) == k:
+        yield regions
 
 
 def _with_shares(engine: SeparationEngine, seen: Seen, heard: Heard, regions: list) -> tuple[list, np.ndarray]:
@@ -219,23 +215,3 @@ def _with_shares(engine: SeparationEngine, seen: Seen, heard: Heard, regions: li
     for region, share in zip(regions, shares):
         region.confidence = float(share)
     return regions, sounds
-
-
-def kmeans_euclidean(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
-    """Euclidean k-means of rows of ``x`` ``(n, d)`` with k-means++ initialisation; labels ``(n,)``."""
-    rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d = np.min(np.stack([((x - c) ** 2).sum(1) for c in centres]), axis=0)
-        centres.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
-    c = np.stack(centres)
-    labels = np.full(len(x), -1)
-    for _ in range(iters):
-        new = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            if (labels == j).any():
-                c[j] = x[labels == j].mean(0)
-    return labels
