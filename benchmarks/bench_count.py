@@ -15,7 +15,8 @@ or ``find_regions`` change).
 (:func:`avsplit.inference.counting.distinct_sources`) accepts the two truth boxes (each source's
 median box) as two sources, and whether the automatic groups for k = 2 fall on the two sources
 (most of each group's cells inside a different truth box), and whether the candidate cells reach
-both sources (each truth box holds at least :data:`REACH_SHARE` of them). It tells a grouping
+both sources (each truth box holds at least :data:`REACH_SHARE` of them; motion models: the
+moving pixels that :mod:`avsplit.inference.rhythm` groups). It tells a grouping
 failure (the candidate cells, or their clustering) from a rule failure (the groups' sounds and
 motions).
 """
@@ -40,6 +41,7 @@ from avsplit.inference import (Discovery, SeparationEngine, WindowStream, counti
                                discovery_windows, find_regions)
 from avsplit.inference.discovery import candidates  # noqa: E402
 from avsplit.inference.regions import box_regions  # noqa: E402
+from avsplit.inference.rhythm import motion_speed, rhythm_points  # noqa: E402
 from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
@@ -83,7 +85,12 @@ def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tup
     groups = find_regions(engine, found, 2)
     inside = np.array([[(g.cells & t.cells).sum() / max(int(g.cells.sum()), 1) for t in truth_regions] for g in groups])
     split_right = len(groups) == 2 and max(min(inside[0, 0], inside[1, 1]), min(inside[0, 1], inside[1, 0])) > 0.5
-    coords, _ = counting.candidate_points(np.nan_to_num(sal), z, motion=found.seen.raw.ndim == 5)
+    if found.seen.flow is not None:  # motion models group the moving pixels of the flow's grid
+        speed = motion_speed(found.seen.flow)
+        fine, _ = rhythm_points(speed)
+        coords = fine * np.array(sal.shape) // np.array(speed.shape[1:])  # onto the feature grid
+    else:
+        coords, _ = counting.candidate_points(np.nan_to_num(sal), z, motion=False)
     reach = all(t.cells[coords[:, 0], coords[:, 1]].mean() >= REACH_SHARE for t in truth_regions) if len(coords) else False
     return bool(rule_accepts), bool(split_right), bool(reach)
 
