@@ -36,9 +36,9 @@ SALIENT_FRACTION = 0.4
 BLOB_FRACTION = 0.2
 #: Weight of a pixel's (x, y) position, in [0, 1] units, against its unit-norm features when clustering.
 POSITION_WEIGHT = 1.0
-#: The same for motion models, whose candidate pixels are the moving ones (often the edges of
-#: each player, whose features differ more than two players' do): players are told apart by where
-#: they are, features only break ties.
+#: The same for motion models' candidate cells (the fastest-moving), used only where the rhythm
+#: grouping has too few moving pixels for the sources asked: players are told apart by where they
+#: are, features only break ties.
 MOTION_POSITION_WEIGHT = 8.0
 
 

@@ -1,8 +1,9 @@
 """Finding the sources of one video.
 
-The appearance net's per-pixel features are standardised over the frame; pixels that stand out
-(objects rather than background) are clustered on their features and position into groups (k
-chosen automatically unless given, by checking that the groups' masks differ, see
+Motion models group the moving pixels by the rhythm of their motion (:mod:`avsplit.inference.rhythm`);
+appearance models standardise the frame net's per-pixel features over the frame and cluster the
+pixels that stand out (objects rather than background) on their features and position. k is
+chosen automatically unless given, by checking that the groups are distinct sources (see
 :mod:`avsplit.inference.counting`); each group is a source, whose mask in every window comes from
 its pooled features (max over the group's pixels, exactly as in training).
 """
