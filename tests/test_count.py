@@ -180,3 +180,13 @@ def test_appearance_models_try_one_grouping_of_the_cells_that_stand_out():
     [regions] = list(groupings(seen, sal, z, 2, (64, 64)))
     assert sorted(int(r.cells.sum()) for r in regions) == [9, 9]
     assert not list(groupings(seen, sal, z, 40, (64, 64)))  # more groups than cells: none
+
+
+def test_the_grouping_kept_is_the_one_whose_groups_sound_least_alike():
+    from avsplit.inference.counting import most_distinct
+
+    alike = np.stack([np.ones((1, 4, 6)), np.ones((1, 4, 6)) * 2])  # two groups, one sound
+    apart = np.zeros((2, 1, 4, 6))
+    apart[0, :, :2], apart[1, :, 2:] = 1.0, 1.0
+    assert most_distinct([("first", alike), ("second", apart)]) == "second"
+    assert most_distinct([("first", apart), ("second", apart.copy())]) == "first"  # a tie: the first
