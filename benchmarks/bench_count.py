@@ -41,7 +41,7 @@ from avsplit.inference import (Discovery, SeparationEngine, WindowStream, counti
                                discovery_windows, find_regions)
 from avsplit.inference.discovery import candidates  # noqa: E402
 from avsplit.inference.regions import box_regions  # noqa: E402
-from avsplit.inference.rhythm import motion_speed, rhythm_points  # noqa: E402
+from avsplit.inference.rhythm import moving_pixels  # noqa: E402
 from avsplit.scan import find_videos, truth_path  # noqa: E402
 
 
@@ -86,9 +86,8 @@ def oracle_check(engine: SeparationEngine, found: Discovery, truth: dict) -> tup
     inside = np.array([[(g.cells & t.cells).sum() / max(int(g.cells.sum()), 1) for t in truth_regions] for g in groups])
     split_right = len(groups) == 2 and max(min(inside[0, 0], inside[1, 1]), min(inside[0, 1], inside[1, 0])) > 0.5
     if found.seen.flow is not None:  # motion models group the moving pixels of the flow's grid
-        speed = motion_speed(found.seen.flow)
-        fine, _ = rhythm_points(speed)
-        coords = fine * np.array(sal.shape) // np.array(speed.shape[1:])  # onto the feature grid
+        moving = moving_pixels(found.seen.flow)
+        coords = moving.coords * np.array(sal.shape) // np.array(moving.fine_shape)  # onto the feature grid
     else:
         coords, _ = counting.candidate_points(np.nan_to_num(sal), z, motion=False)
     reach = all(t.cells[coords[:, 0], coords[:, 1]].mean() >= REACH_SHARE for t in truth_regions) if len(coords) else False

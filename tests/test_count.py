@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from avsplit.evaluation.breakdown import count_summary, join_domains, level_bin, markdown_lines, match_tracks, read_domain, truth_domain
 from avsplit.inference.counting import distinct_sources, salient_cells, sound_flux
@@ -170,16 +169,14 @@ def test_tracks_are_scored_against_the_player_their_box_covers():
 
 def test_appearance_models_try_one_grouping_of_the_cells_that_stand_out():
     from avsplit.inference.counting import groupings
-    from avsplit.inference.engine import Seen
 
     rng = np.random.default_rng(0)
     sal = np.zeros((8, 8))
     sal[1:4, 1:4] = sal[5:8, 5:8] = 1.0
     z = rng.standard_normal((8, 8, 4))
-    seen = Seen(torch.zeros(1, 4, 8, 8), None, torch.zeros(1, 4, 8, 8))
-    [regions] = list(groupings(seen, sal, z, 2, (64, 64)))
+    [regions] = list(groupings(None, sal, z, 2, (64, 64)))
     assert sorted(int(r.cells.sum()) for r in regions) == [9, 9]
-    assert not list(groupings(seen, sal, z, 40, (64, 64)))  # more groups than cells: none
+    assert not list(groupings(None, sal, z, 40, (64, 64)))  # more groups than cells: none
 
 
 def test_the_grouping_kept_is_the_one_whose_groups_sound_least_alike():

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from avsplit.inference.rhythm import rhythm_groupings, rhythm_points, motion_speed
+from avsplit.inference.rhythm import moving_pixels, rhythm_groupings, rhythm_points, motion_speed
 
 
 def _flow(players, steps=24, windows=2, size=(32, 64)):
@@ -27,7 +27,7 @@ def test_a_player_in_front_of_another_is_told_apart_by_its_rhythm_not_its_place(
     large = (slice(4, 24), slice(4, 24), _beats(range(0, 48, 8)))
     small = (slice(11, 17), slice(11, 17), _beats(range(4, 48, 8)))  # inside the large one, off its beat
     flow = _flow([large, small])
-    found = list(rhythm_groupings(flow, 2, (8, 16), (640, 320)))
+    found = list(rhythm_groupings(moving_pixels(flow), 2, (8, 16), (640, 320)))
     assert found and all(len(regions) == 2 for regions in found)
     first = found[0]
     inner = np.zeros((8, 16), bool)
@@ -47,10 +47,10 @@ def test_a_player_in_front_of_another_is_told_apart_by_its_rhythm_not_its_place(
 def test_two_players_side_by_side_and_no_motion():
     left = (slice(8, 24), slice(2, 14), _beats(range(0, 48, 6)))
     right = (slice(8, 24), slice(40, 56), _beats(range(3, 48, 6)))
-    [regions, *_] = rhythm_groupings(_flow([left, right]), 2, (8, 16), (640, 320))
+    [regions, *_] = rhythm_groupings(moving_pixels(_flow([left, right])), 2, (8, 16), (640, 320))
     assert {tuple(np.flatnonzero(r.cells.any(0))) for r in regions} == {(0, 1, 2, 3), (10, 11, 12, 13)}
     coords, points = rhythm_points(motion_speed(_flow([])))
     assert len(coords) == 0 and points.shape[0] == 0
-    assert not list(rhythm_groupings(_flow([]), 2, (8, 16), (640, 320)))  # nothing moves: no grouping
+    assert not list(rhythm_groupings(moving_pixels(_flow([])), 2, (8, 16), (640, 320)))  # nothing moves: no grouping
     one_pixel = (slice(0, 2), slice(0, 2), _beats([3]))  # one 2x2 block: one moving point
-    assert not list(rhythm_groupings(_flow([one_pixel]), 2, (8, 16), (640, 320)))
+    assert not list(rhythm_groupings(moving_pixels(_flow([one_pixel])), 2, (8, 16), (640, 320)))

@@ -17,7 +17,7 @@ from avsplit.dsp.camera import remove_camera_motion
 from avsplit.inference.clustering import kmeans_euclidean
 from avsplit.inference.engine import Heard, Seen, SeparationEngine
 from avsplit.inference.regions import Region, cells_to_box
-from avsplit.inference.rhythm import rhythm_groupings
+from avsplit.inference.rhythm import MovingPixels, moving_pixels, rhythm_groupings
 
 MAX_SOURCES = 4
 #: Clusters whose masks are more similar than this are the same source.
@@ -171,8 +171,9 @@ def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.n
     grouping whose groups are distinct sources, the least alike of those, else one source.
     """
     motion = cell_motion(seen.flow, sal.shape) if seen.flow is not None else None
+    moving = moving_pixels(seen.flow) if seen.flow is not None else None  # found once, grouped for every k
     if num_sources:
-        tried = [_with_shares(engine, seen, heard, r) for r in groupings(seen, sal, z, num_sources, video_size)] \
+        tried = [_with_shares(engine, seen, heard, r) for r in groupings(moving, sal, z, num_sources, video_size)] \
             if num_sources > 1 else []
         if tried:
             return most_distinct(tried)
@@ -182,7 +183,7 @@ def choose_regions(engine: SeparationEngine, seen: Seen, heard: Heard, sal: np.n
         labels = kmeans_euclidean(points, k) if k > 1 else np.zeros(len(points), int)
         return _with_shares(engine, seen, heard, group_regions(coords, labels, k, sal.shape, video_size))[0]
     for k in range(MAX_SOURCES, 1, -1):
-        tried = [_with_shares(engine, seen, heard, r) for r in groupings(seen, sal, z, k, video_size)]
+        tried = [_with_shares(engine, seen, heard, r) for r in groupings(moving, sal, z, k, video_size)]
         accepted = [(regions, sounds) for regions, sounds in tried if distinct_sources(sounds, motion, regions, heard.warped)]
         if accepted:
             return most_distinct(accepted)
@@ -199,14 +200,14 @@ def most_distinct(tried: list[tuple[list, np.ndarray]]) -> list:
     return min(tried, key=lambda t: cosine_matrix(t[1].reshape(len(t[1]), -1)).max())[0]
 
 
-def groupings(seen: Seen, sal: np.ndarray, z: np.ndarray, k: int, video_size: tuple[int, int]):
-    """The groupings into ``k`` non-empty groups that the count tries, in order: motion models, the
-    moving pixels grouped by the rhythm of their motion (:func:`avsplit.inference.rhythm.rhythm_groupings`,
-    one per seed); appearance models, the candidate cells clustered on their look and position
+def groupings(moving: MovingPixels | None, sal: np.ndarray, z: np.ndarray, k: int, video_size: tuple[int, int]):
+    """The groupings into ``k`` non-empty groups that the count tries, in order: motion models, their
+    ``moving`` pixels grouped by the rhythm of their motion (:func:`avsplit.inference.rhythm.rhythm_groupings`,
+    one per seed); appearance models (``moving`` None), the candidate cells clustered on their look and position
     (k-means with :data:`POSITION_WEIGHT`, once). Yields lists of ``k``
     :class:`~avsplit.inference.regions.Region`."""
-    if seen.flow is not None:
-        yield from rhythm_groupings(seen.flow, k, sal.shape, video_size)
+    if moving is not None:
+        yield from rhythm_groupings(moving, k, sal.shape, video_size)
         return
     coords, points = candidate_points(sal, z, motion=False)
     if len(points) < k:

@@ -15,6 +15,7 @@ smaller one (see ``weights/README.md``, session 26).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -75,14 +76,32 @@ def group_cells(coords: np.ndarray, fine_shape: tuple[int, int], grid_shape: tup
     return share >= CELL_FRACTION * share.max() if share.max() > 0 else np.zeros(grid_shape, bool)
 
 
-def rhythm_groupings(flow: torch.Tensor, k: int, grid_shape: tuple[int, int], video_size: tuple[int, int],
-                     seeds: tuple[int, ...] = RHYTHM_SEEDS) -> Iterator[list[Region]]:
-    """Groupings of the moving pixels of ``flow`` ``(M, steps, 2, h', w')`` into ``k`` players (k-means
-    from each of ``seeds``; a grouping equal to one already given is skipped): lists of ``k``
-    :class:`Region` of the ``grid_shape`` ``(h, w)`` feature grid, boxes in ``video_size`` pixels.
-    Fewer moving pixels than ``k``, or a group with no cell of its own: none."""
+@dataclass
+class MovingPixels:
+    """A video's moving pixels, found once and grouped for every k (:func:`moving_pixels`)."""
+
+    coords: np.ndarray
+    """``(n, 2)`` (row, column) on the ``fine_shape`` grid."""
+    points: np.ndarray
+    """``(n, T + 2)`` clustering points (:func:`rhythm_points`)."""
+    fine_shape: tuple[int, int]
+    """``(H, W)`` of the pooled flow grid."""
+
+
+def moving_pixels(flow: torch.Tensor) -> MovingPixels:
+    """The moving pixels of ``M`` windows' flow ``(M, steps, 2, h', w')`` and their rhythms."""
     speed = motion_speed(flow)
     coords, points = rhythm_points(speed)
+    return MovingPixels(coords, points, tuple(speed.shape[1:]))
+
+
+def rhythm_groupings(moving: MovingPixels, k: int, grid_shape: tuple[int, int], video_size: tuple[int, int],
+                     seeds: tuple[int, ...] = RHYTHM_SEEDS) -> Iterator[list[Region]]:
+    """Groupings of the ``moving`` pixels into ``k`` players (k-means from each of ``seeds``; a
+    grouping equal to one already given is skipped): lists of ``k`` :class:`Region` of the
+    ``grid_shape`` ``(h, w)`` feature grid, boxes in ``video_size`` pixels. Fewer moving pixels than
+    ``k``, or a group with no cell of its own: none."""
+    coords, points = moving.coords, moving.points
     if len(points) < k:
         return
     h, w = grid_shape
@@ -93,6 +112,6 @@ def rhythm_groupings(flow: torch.Tensor, k: int, grid_shape: tuple[int, int], vi
         if partition in given:
             continue
         given.add(partition)
-        cells = [group_cells(coords[labels == j], speed.shape[1:], grid_shape) for j in range(k)]
+        cells = [group_cells(coords[labels == j], moving.fine_shape, grid_shape) for j in range(k)]
         if all(c.any() for c in cells):
             yield [Region(c, cells_to_box(c, (w, h), video_size)) for c in cells]
